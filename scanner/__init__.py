@@ -1,0 +1,1 @@
+"""The scheduled scanner Lambda: finds opted-in secrets nearing expiry and enqueues them."""
