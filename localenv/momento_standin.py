@@ -372,7 +372,7 @@ class MomentoStandIn:
     def _refresh(self, request: Any, context: Any) -> Any:
         with self._lock:
             self._refresh_calls += 1
-        self._pause(context, self._delay("refresh", "before"))
+        self._pause_before_work("refresh", context)
         self._fail_if_faulted("refresh", context)
 
         try:
@@ -417,7 +417,7 @@ class MomentoStandIn:
     def _list_caches(self, request: Any, context: Any) -> Any:
         with self._lock:
             self._verify_calls += 1
-        self._pause(context, self._delay("verify", "before"))
+        self._pause_before_work("verify", context)
         self._fail_if_faulted("verify", context)
 
         presented = dict(context.invocation_metadata()).get("authorization", "")
@@ -470,6 +470,14 @@ class MomentoStandIn:
             if left <= 0:
                 return
             self._stopping.wait(min(left, 0.02))
+
+    def _pause_before_work(self, method: Method, context: Any) -> None:
+        """The persistent "before" delay; a call abandoned meanwhile is dropped undone."""
+        self._pause(context, self._delay(method, "before"))
+        if self._stopping.is_set():
+            _abort(context, grpc.StatusCode.UNAVAILABLE, "the stand-in is stopping")
+        if not context.is_active():
+            _abort(context, grpc.StatusCode.CANCELLED, "the client gave up")
 
 
 class _AuthService(auth_pb2_grpc.AuthServicer):
