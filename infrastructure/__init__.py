@@ -1,0 +1,1 @@
+"""The AWS CDK app that deploys the scanner, the rotator, their queues and their alarms."""
