@@ -48,6 +48,7 @@ def dispatch(
             'expected an SQS batch or {"SecretId": ...} / {"momento_auth_token_secret_name": ...}'
         )
     result = rotator.rotate(RotationRequest(secret_id, "manual"), _remaining(context))
+    processor.report(result)
     return result.as_dict()
 
 

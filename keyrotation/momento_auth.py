@@ -141,7 +141,8 @@ def _open_channel(target: str) -> grpc.Channel:
     port = target.rsplit(":", 1)[1]
     if port == str(TLS_PORT):
         return grpc.secure_channel(target, grpc.ssl_channel_credentials())
-    return grpc.insecure_channel(target)
+    # A plain-text target is a local stand-in: never send it through an HTTP proxy.
+    return grpc.insecure_channel(target, options=[("grpc.enable_http_proxy", 0)])
 
 
 def _headers() -> tuple[tuple[str, str], ...]:

@@ -97,9 +97,10 @@ class RecordProcessor:
             if self._on_transient(record, request, transient):
                 raise transient from None
             return
-        self._on_result(result)
+        self.report(result)
 
-    def _on_result(self, result: RotationResult) -> None:
+    def report(self, result: RotationResult) -> None:
+        """Count and log a finished rotation (queued or direct)."""
         self._metric(OUTCOME_METRICS[result.outcome])
         logger.info(
             "rotation finished",
