@@ -33,8 +33,11 @@ class MomentoClient:
 
     def __init__(self, address: str) -> None:
         self.channel = grpc.insecure_channel(address, options=LOOPBACK_ONLY)
-        self._auth = auth_pb2_grpc.AuthStub(self.channel)
-        self._control = controlclient_pb2_grpc.ScsControlStub(self.channel)
+        # The generated gRPC modules carry no type hints.
+        self._auth = auth_pb2_grpc.AuthStub(self.channel)  # type: ignore[no-untyped-call]
+        self._control = controlclient_pb2_grpc.ScsControlStub(  # type: ignore[no-untyped-call]
+            self.channel
+        )
 
     def refresh(self, api_key: str, refresh_token: str | None, timeout: float = 5.0) -> Any:
         request = auth_pb2._RefreshApiTokenRequest(

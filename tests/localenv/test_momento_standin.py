@@ -20,7 +20,7 @@ from momento import CacheClient, Configurations
 from momento.auth import CredentialProvider
 from momento.auth import momento_endpoint_resolver as sdk_resolver
 from momento.errors import MomentoErrorCode
-from momento.responses import ListCaches
+from momento.responses import ListCaches, ListCachesResponse
 
 from localenv.momento_standin import IssuedKey, MomentoStandIn, encode_v1_key
 
@@ -29,11 +29,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def status_of(call: grpc.RpcError) -> grpc.StatusCode:
-    return call.code()  # type: ignore[attr-defined,no-any-return]
+    code: grpc.StatusCode = call.code()
+    return code
 
 
 def details_of(call: grpc.RpcError) -> str:
-    return str(call.details())  # type: ignore[attr-defined]
+    return str(call.details())
 
 
 # -- refresh ---------------------------------------------------------------------------------
@@ -244,7 +245,7 @@ def test_standin_serves_momento_sdk_list_caches(standin: MomentoStandIn) -> None
     # GIVEN Momento's own SDK aimed at the stand-in (any port but 443 means plain text)
     keys = {"all": standin.mint_key(DAY * 2), "data": standin.mint_key(DAY * 2, scope="data")}
 
-    def list_caches(inner_jwt: str) -> ListCaches.Response:
+    def list_caches(inner_jwt: str) -> ListCachesResponse:
         host = "127.0.0.1"
         credentials = CredentialProvider(inner_jwt, host, host, host, standin.port)
         with CacheClient(Configurations.Laptop.v1(), credentials, timedelta(seconds=60)) as sdk:
