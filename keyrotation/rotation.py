@@ -48,6 +48,10 @@ logger = Logger(child=True)
 # Step boundaries a test may stop at to prove that every step resumes. No-op in production.
 STEPS = ("after-refresh", "after-store", "after-verify", "after-promote", "before-tag")
 
+# How long a refused refresh waits for a concurrent sibling's write to show (3 looks, 1 s apart).
+SIBLING_LOOKS = 3
+SIBLING_PAUSE_SECONDS = 1.0
+
 
 class Outcome(StrEnum):
     ROTATED = "rotated"
@@ -349,9 +353,18 @@ class Rotator:
             secrets.tag(self._sm, state.arn, {state_tags.EXPIRY_TAG: wanted})
 
     def _sibling_rotated(self, arn: str, started_from: str, token: str) -> bool:
-        """After a refusal: did another rotation of this secret get there first?"""
-        fresh = secrets.describe(self._sm, arn)
-        return fresh.current_version_id != started_from or fresh.pending_version_id == token
+        """After a refusal: did another rotation of this secret get there first?
+
+        A sibling that won the refresh a moment ago may not have stored its key yet, so the
+        secret is looked at a few times, a second apart, before the refusal counts as real.
+        """
+        for look in range(SIBLING_LOOKS):
+            if look:
+                self._sleep(SIBLING_PAUSE_SECONDS)
+            fresh = secrets.describe(self._sm, arn)
+            if fresh.current_version_id != started_from or fresh.pending_version_id == token:
+                return True
+        return False
 
 
 _NOT_REFRESHABLE_HINTS = {
