@@ -116,6 +116,9 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if not raw:
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value != value or value < 0:  # NaN or negative: no timeout or margin can be either
+        raise SettingsError(f"{name} must be a non-negative number, got {raw!r}")
+    return value
