@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from localenv.momento_standin import IssuedKey, MomentoStandIn
+from localenv.momento_standin import IssuedKey, KeyForm, MomentoStandIn, Scope
 
 DAY = 86_400
 LIFETIME = 30 * DAY  # a common console choice; the default window is then 10 days
@@ -45,13 +45,10 @@ def build_fleet(
     opt_in = {tag_key: "demo", "team": "platform"}
     fleet: list[FleetSecret] = []
 
-    def key(form: str, age_days: float, lifetime: int = LIFETIME, scope: str = "all") -> IssuedKey:
-        return standin.mint_key(
-            lifetime,
-            form=form,
-            issued_at=now - age_days * DAY,  # type: ignore[arg-type]
-            scope=scope,
-        )  # type: ignore[arg-type]
+    def key(
+        form: KeyForm, age_days: float, lifetime: int = LIFETIME, scope: Scope = "all"
+    ) -> IssuedKey:
+        return standin.mint_key(lifetime, form=form, issued_at=now - age_days * DAY, scope=scope)
 
     def add(
         name: str,
