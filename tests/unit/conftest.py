@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
@@ -24,10 +23,6 @@ from botocore.exceptions import ClientError
 from keyrotation.key_format import KeyInfo, encode_v1_key
 from keyrotation.momento_auth import RefreshedKey
 from keyrotation.settings import DAY, Settings
-
-# The handlers build Powertools' Logger and Metrics when a test module imports them.
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "test")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "test")
 
 NOW = 1_800_000_000  # 2027-01-15T08:00:00Z
 SIGNING_KEY = "unit-tests-sign-jwts-with-this-32+-byte-hmac-key"

@@ -63,9 +63,7 @@ def test_with_refreshed_key_keeps_fields_it_does_not_own() -> None:
     [("1800000000", "1900000000"), (1_800_000_000, 1_900_000_000)],
     ids=["string-stays-string", "number-stays-number"],
 )
-def test_with_refreshed_key_keeps_the_type_of_valid_until(
-    stored: object, expected: object
-) -> None:
+def test_with_refreshed_key_keeps_the_type_of_valid_until(stored: object, expected: object) -> None:
     # GIVEN a secret whose validUntil is a string or a number
     parsed = secret_value.parse_secret(
         SECRET, json.dumps({"apiKey": KEY_TEXT, "validUntil": stored})
