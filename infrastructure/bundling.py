@@ -67,7 +67,7 @@ def function_code(
 
 
 def python_version(runtime: lambda_.Runtime) -> str:
-    """ "3.13" for the python3.13 runtime."""
+    """The minor version of a Python runtime: "3.13" for python3.13."""
     name = runtime.name
     if not name.startswith("python"):
         raise ValueError(f"not a Python runtime: {name}")
@@ -86,10 +86,13 @@ class PipLocalBundling:
     def try_bundle(self, output_dir: str, options: Any = None) -> bool:
         """Build the asset into `output_dir`. Called by the CDK; True means "done, skip Docker"."""
         output = Path(output_dir)
+        sources = [self._package_source(package) for package in self.packages]
         self._install_requirements(output)
         _remove_runtime_provided(output)
-        for package in self.packages:
-            self._copy_package(package, output)
+        for source in sources:
+            shutil.copytree(
+                source, output / source.name, ignore=shutil.ignore_patterns(*IGNORED_NAMES)
+            )
         self._compile(output)
         return True
 
@@ -116,11 +119,11 @@ class PipLocalBundling:
         ]  # fmt: skip
         subprocess.run(command, check=True)  # noqa: S603 - fixed arguments, no shell
 
-    def _copy_package(self, package: str, output: Path) -> None:
+    def _package_source(self, package: str) -> Path:
         source = self.root / package
         if not (source / "__init__.py").is_file():
             raise FileNotFoundError(f"cannot bundle {package}/: {source} is not a Python package")
-        shutil.copytree(source, output / package, ignore=shutil.ignore_patterns(*IGNORED_NAMES))
+        return source
 
     def _compile(self, output: Path) -> None:
         interpreter = find_interpreter(self.python_version)
