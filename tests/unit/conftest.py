@@ -39,7 +39,7 @@ def client_error(code: str, operation: str, message: str = "") -> ClientError:
         "Error": {"Code": code, "Message": message or code},
         "ResponseMetadata": {"HTTPStatusCode": 400},
     }
-    return ClientError(response, operation)  # type: ignore[arg-type]
+    return ClientError(response, operation)
 
 
 # Keys ----------------------------------------------------------------------------------------
@@ -418,7 +418,7 @@ class FakeSqs:
 
     def refuse(self, *rounds: Callable[[list[dict[str, Any]]], set[str]]) -> None:
         """Each round picks, from a batch's entries, the ids SQS refuses in that call."""
-        self._refusals.extend(rounds)  # type: ignore[arg-type]
+        self._refusals.extend(rounds)
 
     def fail(self, method: str, code: str) -> None:
         self._faults[method].append(code)
@@ -426,7 +426,7 @@ class FakeSqs:
     def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict:
         self._raise_if_failing("send_message_batch")
         self.batches.append(copy.deepcopy(Entries))
-        refused = self._refusals.popleft()(Entries) if self._refusals else set()  # type: ignore[operator]
+        refused = self._refusals.popleft()(Entries) if self._refusals else set()
         return {
             "Successful": [{"Id": e["Id"]} for e in Entries if e["Id"] not in refused],
             "Failed": [
