@@ -79,6 +79,12 @@ class RotationAlarms(Construct):
             "example it has no refresh token). Replace it by hand before it expires.",
         )
         self._alarm(
+            "SecretsFailing",
+            self._custom_metric("SecretsFailing", SCANNER_SERVICE_NAME, "Maximum"),
+            "An opted-in secret's last rotation failed for good and the scanner no longer queues "
+            "it. This stays on after the dead-letter message is gone: run momento-keys status.",
+        )
+        self._alarm(
             "RotationDeadlineAtRisk",
             self._custom_metric(
                 "RotationDeadlineAtRisk", ROTATOR_SERVICE_NAME, "Sum", ROTATOR_ALARM_PERIOD

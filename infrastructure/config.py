@@ -68,7 +68,7 @@ class StackConfig:
     batch_size: int = 10
     queue_retention_days: int = 4
     dlq_retention_days: int = 14
-    backoff_base_seconds: int = 60
+    backoff_base_seconds: int = 300
     alarm_email: str | None = None
     kms_key_arns: tuple[str, ...] = ()
     momento_endpoint_override: str | None = None
@@ -152,8 +152,9 @@ class StackConfig:
         if self.refresh_window_seconds is not None:
             environment["REFRESH_WINDOW_SECONDS"] = str(self.refresh_window_seconds)
 
+        # The scanner sends to the queue; the rotator spaces out retries on it.
+        _put_if_set(environment, "ROTATION_QUEUE_URL", rotation_queue_url)
         if role == "scanner":
-            _put_if_set(environment, "ROTATION_QUEUE_URL", rotation_queue_url)
             return environment
 
         environment["BACKOFF_BASE_SECONDS"] = str(self.backoff_base_seconds)

@@ -30,13 +30,13 @@ from infrastructure.bundling import function_code
 from infrastructure.config import StackConfig
 
 STACK_NAME = "MomentoKeyRotation"
-# MAINTENANCE: python3.14 exists, but the bundle is byte-compiled by an interpreter of the
-# runtime's minor version and the project's toolchain stops at 3.13. Move to PYTHON_3_14 with
-# the toolchain, then drop the AwsSolutions-L1 acknowledgments.
-RUNTIME = lambda_.Runtime.PYTHON_3_13
+# MAINTENANCE: newer Python runtimes exist, but the bundle is byte-compiled by an interpreter of
+# the runtime's minor version, and 3.12 is the newest every developer and CI machine has. Move
+# with the toolchain, then drop the AwsSolutions-L1 acknowledgments.
+RUNTIME = lambda_.Runtime.PYTHON_3_12
 RUNTIME_REASON = (
-    "The functions are built, byte-compiled and tested with Python 3.13, the newest interpreter "
-    "in the project's toolchain; python3.14 follows when the toolchain moves."
+    "The functions are built, byte-compiled and tested with Python 3.12, the newest interpreter "
+    "on every machine of the project's toolchain; newer runtimes follow when the toolchain moves."
 )
 ARCHITECTURE = lambda_.Architecture.ARM_64
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
@@ -126,7 +126,9 @@ class MomentoKeyRotationStack(Stack):
 
     def _rotator(self) -> lambda_.Function:
         environment = self.config.function_environment(
-            "rotator", dead_letter_queue_url=self.dead_letter_queue.queue_url
+            "rotator",
+            rotation_queue_url=self.rotation_queue.queue_url,
+            dead_letter_queue_url=self.dead_letter_queue.queue_url,
         )
         rotator = self._function(
             "Rotator",

@@ -33,7 +33,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def bundler_for(project: Path) -> bundling.PipLocalBundling:
-    return bundling.PipLocalBundling(project, ("keyrotation", "scanner"), "3.13")
+    return bundling.PipLocalBundling(project, ("keyrotation", "scanner"), "3.12")
 
 
 def test_bundling_copies_the_packages_without_caches_or_tests(project, tmp_path):
@@ -49,20 +49,20 @@ def test_bundling_copies_the_packages_without_caches_or_tests(project, tmp_path)
 
 
 def test_bundling_byte_compiles_for_the_runtime_without_source_checks(project, tmp_path):
-    if bundling.find_interpreter("3.13") is None:
-        pytest.skip("no python3.13 on this machine: the bundler skips compiling, with a note")
+    if bundling.find_interpreter("3.12") is None:
+        pytest.skip("no python3.12 on this machine: the bundler skips compiling, with a note")
     output = tmp_path / "out"
     output.mkdir()
 
     bundler_for(project).try_bundle(str(output))
 
-    compiled = output / "scanner" / "__pycache__" / "handler.cpython-313.pyc"
+    compiled = output / "scanner" / "__pycache__" / "handler.cpython-312.pyc"
     (flags,) = struct.unpack("<I", compiled.read_bytes()[4:8])
     assert flags == PYC_UNCHECKED_HASH
 
 
 def test_bundling_refuses_a_missing_function_package(project, tmp_path):
-    bundler = bundling.PipLocalBundling(project, ("keyrotation", "rotator"), "3.13")
+    bundler = bundling.PipLocalBundling(project, ("keyrotation", "rotator"), "3.12")
 
     with pytest.raises(FileNotFoundError, match=r"cannot bundle rotator/"):
         bundler.try_bundle(str(tmp_path / "out"))
@@ -71,7 +71,7 @@ def test_bundling_refuses_a_missing_function_package(project, tmp_path):
 def test_bundling_fingerprint_changes_with_the_code_and_not_with_caches(project):
     before = bundler_for(project).fingerprint()
 
-    (project / "scanner" / "__pycache__" / "handler.cpython-313.pyc").write_bytes(b"new")
+    (project / "scanner" / "__pycache__" / "handler.cpython-312.pyc").write_bytes(b"new")
     (project / "scanner" / "tests" / "test_more.py").write_text("")
     unchanged = bundler_for(project).fingerprint()
     (project / "keyrotation" / "due.py").write_text("VALUE = 2\n")

@@ -160,7 +160,8 @@ def test_rotator_environment_follows_the_settings_contract(synthesized):
         "POWERTOOLS_SERVICE_NAME": "momento-key-rotator",
         "POWERTOOLS_METRICS_NAMESPACE": "MomentoKeyRotation",
         "POWERTOOLS_LOG_LEVEL": "INFO",
-        "BACKOFF_BASE_SECONDS": "60",
+        "BACKOFF_BASE_SECONDS": "300",
+        "ROTATION_QUEUE_URL": {"Ref": synthesized.logical_id(QUEUE, "RotationQueue")},
         "DEAD_LETTER_QUEUE_URL": {"Ref": synthesized.logical_id(QUEUE, "DeadLetterQueue")},
     }
 
@@ -276,6 +277,7 @@ def test_dead_letter_alarm_fires_on_the_first_visible_message(synthesized):
     [
         ("SecretsExpired", "momento-key-scanner"),
         ("SecretsNotRefreshableNearExpiry", "momento-key-scanner"),
+        ("SecretsFailing", "momento-key-scanner"),
         ("RotationDeadlineAtRisk", "momento-key-rotator"),
     ],
 )
@@ -310,7 +312,7 @@ def test_every_alarm_notifies_the_topic(synthesized):
     topic_id = synthesized.logical_id("AWS::SNS::Topic", "AlarmsTopic")
     alarms = synthesized.of_type(ALARM).values()
 
-    assert len(alarms) == 6
+    assert len(alarms) == 7
     assert all(alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}] for alarm in alarms)
 
 
