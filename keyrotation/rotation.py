@@ -182,6 +182,16 @@ class Rotator:
     ) -> RotationResult:
         arn = current.state.arn
         if not assessment.needs_refresh and not request.force:
+            if _tags_unwritten(current.state, current.version_id):
+                # A rotation promoted this version and stopped before its tags: finish it.
+                return self._record_rotation(
+                    current.state,
+                    current.version_id,
+                    current.key,
+                    current.secret.valid_until,
+                    current.key.lifetime_seconds,
+                    Outcome.RESUMED,
+                )
             self._record_expiry(current.state, current.version_id, current.secret, current.key)
             if state_tags.FAILURE_TAG in current.state.tags:
                 secrets.untag(self._sm, arn, [state_tags.FAILURE_TAG])
@@ -278,7 +288,18 @@ class Rotator:
 
         secrets.remove_pending(self._sm, state.arn, new_id)
         self._on_step("before-tag")
+        return self._record_rotation(state, new_id, new_key, valid_until, lifetime, outcome)
 
+    def _record_rotation(
+        self,
+        state: SecretState,
+        new_id: str,
+        new_key: KeyInfo,
+        valid_until: int,
+        lifetime: int | None,
+        outcome: Outcome,
+    ) -> RotationResult:
+        """The last step: tag the promoted version with its expiry and the rotation's time."""
         now = self._clock()
         record = state_tags.ExpiryRecord(new_id, valid_until, lifetime, new_key.format)
         secrets.tag(
@@ -365,6 +386,19 @@ class Rotator:
             if fresh.current_version_id != started_from or fresh.pending_version_id == token:
                 return True
         return False
+
+
+def _tags_unwritten(state: SecretState, version_id: str) -> bool:
+    """True when `version_id` is a rotation's own version (its id derives from the version
+    now AWSPREVIOUS) and the expiry tag, written in the same call as last-rotated, does not
+    name it yet."""
+    previous = next(
+        (v for v, stages in state.versions_to_stages.items() if "AWSPREVIOUS" in stages), None
+    )
+    if previous is None or secrets.rotation_token(state.arn, previous) != version_id:
+        return False
+    record = state_tags.parse_expiry(state.tags.get(state_tags.EXPIRY_TAG))
+    return record is None or record.version_id != version_id
 
 
 _NOT_REFRESHABLE_HINTS = {
