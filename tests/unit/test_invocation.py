@@ -142,11 +142,14 @@ def test_dispatch_reports_only_the_failed_record_of_a_batch(rotator, processor) 
 
 
 def test_dispatch_reports_every_record_when_all_fail_instead_of_raising(rotator, processor):
+    # GIVEN a batch whose every rotation fails retryably
     rotator.failing.update({ARN + "-1", ARN + "-2"})
     records = [_sqs_record(1, ARN + "-1"), _sqs_record(2, ARN + "-2")]
 
+    # WHEN it is dispatched
     answer = invocation.dispatch({"Records": records}, Context(), rotator, processor)
 
+    # THEN each record is reported, so Lambda retries each one rather than the whole call
     assert answer == {
         "batchItemFailures": [{"itemIdentifier": "message-1"}, {"itemIdentifier": "message-2"}]
     }

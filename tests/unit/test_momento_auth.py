@@ -226,8 +226,12 @@ def test_refresh_maps_failed_statuses_without_leaking_secrets(stub, code, raised
 
 @pytest.mark.parametrize("missing", ["api_key", "refresh_token", "endpoint"])
 def test_refresh_refuses_an_incomplete_answer(stub, missing: str) -> None:
+    # GIVEN Momento answers a refresh without one of the parts a stored key needs
     fields = {"api_key": "k", "refresh_token": "t", "endpoint": "e", "valid_until": 5}
     stub.answer = auth_pb2._RefreshApiTokenResponse(**{**fields, missing: ""})
+
+    # WHEN a key is refreshed
+    # THEN the answer is refused rather than stored half-made
     with pytest.raises(RefreshRejected):
         MomentoAuth().refresh(SECRET, _key(), REFRESH_TOKEN)
 
@@ -258,13 +262,18 @@ def test_verify_accepts_any_key_that_authenticates(stub, answer) -> None:
     ids=["unauthenticated", "unavailable"],
 )
 def test_verify_raises_when_the_key_does_not_authenticate(stub, code, raised) -> None:
+    # GIVEN Momento fails the control-plane call made with the new key
     stub.answer = FailedCall(code, f"no such key {INNER_KEY}")
+
+    # WHEN the key is verified
+    # THEN the failure is raised by kind, without the key in its message
     with pytest.raises(raised) as error:
         MomentoAuth().verify(SECRET, _key())
     assert INNER_KEY not in str(error.value)
 
 
 def test_close_forgets_every_channel(monkeypatch) -> None:
+    # GIVEN a client that opened channels to two control endpoints
     closed: list[str] = []
 
     class Channel:
@@ -279,7 +288,9 @@ def test_close_forgets_every_channel(monkeypatch) -> None:
     client._channel(SECRET, _key("control.a.example.com"))
     client._channel(SECRET, _key("control.b.example.com"))
 
+    # WHEN it is closed
     client.close()
 
+    # THEN both channels are closed and none is kept for reuse
     assert sorted(closed) == ["control.a.example.com:443", "control.b.example.com:443"]
     assert client._channels == {}

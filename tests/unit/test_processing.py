@@ -40,8 +40,13 @@ def _handle(processor: RecordProcessor, record: QueueRecord) -> None:
 
 
 def test_handle_counts_a_finished_rotation_and_sends_nothing(processor, sm, sqs, keys, metrics):
+    # GIVEN a due secret
     arn = sm.create(NAME, keys.due_v1_secret(days_left=2))
+
+    # WHEN its record is handled
     _handle(processor, _record(arn))
+
+    # THEN the success is counted and the message needs no further send
     assert metrics == [telemetry.ROTATION_SUCCEEDED]
     assert (sqs.sent, sqs.visibility) == ([], [])
 
@@ -138,9 +143,12 @@ def test_handle_escalates_a_transient_failure_when_the_key_expires_before_the_re
 def test_handle_retries_a_transient_failure_while_the_retries_fit_before_expiry(
     processor, sm, sqs, momento, keys, metrics, attempt, seconds_left
 ):
+    # GIVEN Momento unavailable for a key that outlives the remaining retries
     arn = sm.create(NAME, _expiring_in(keys, seconds_left))
     momento.refresh_error = MomentoUnavailable(NAME, "DEADLINE_EXCEEDED")
 
+    # WHEN its record is handled
+    # THEN it is left to SQS to deliver again, with no escalation
     with pytest.raises(MomentoUnavailable):
         _handle(processor, _record(arn, attempt=attempt))
     assert sqs.sent == []
@@ -193,10 +201,14 @@ def test_handle_raises_when_the_dead_letter_queue_cannot_be_reached(
 def test_handle_raises_when_no_dead_letter_queue_is_configured(
     sm, momento, sqs, metrics, keys, now, settings
 ):
+    # GIVEN a processor with nowhere to dead-letter, and a permanently failing secret
     settings = settings.with_overrides(dead_letter_queue_url=None)
     rotator = Rotator(sm, momento, settings, clock=lambda: now)
     processor = RecordProcessor(rotator, sqs, settings, metrics, clock=lambda: now)
     arn = sm.create(NAME, keys.secret(keys.v2(now + DAY), now + DAY))
+
+    # WHEN its record is handled
+    # THEN the failure is raised, naming the missing setting, rather than dropped
     with pytest.raises(AwsUnavailable, match="DEAD_LETTER_QUEUE_URL"):
         _handle(processor, _record(arn))
 

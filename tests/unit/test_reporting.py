@@ -69,6 +69,7 @@ def test_publish_scan_warns_about_secrets_a_person_must_fix(recorder) -> None:
 
 
 def test_publish_scan_emits_every_count_as_a_metric(recorder) -> None:
+    # GIVEN a scan of six secrets with several verdicts
     decisions = [
         _decision(Verdict.DUE),
         _decision(Verdict.DUE),
@@ -78,8 +79,10 @@ def test_publish_scan_emits_every_count_as_a_metric(recorder) -> None:
         _decision(Verdict.NOT_REFRESHABLE),
     ]
 
+    # WHEN it is published
     summary = reporting.publish_scan(_result(decisions), recorder, recorder)
 
+    # THEN every count is a metric, and the summary is logged once
     assert recorder.metrics == {
         telemetry.SECRETS_SCANNED: 6,
         telemetry.SECRETS_DUE: 2,

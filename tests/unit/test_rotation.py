@@ -166,10 +166,13 @@ def test_rotate_clears_the_failure_tag_once_a_rotation_succeeds(sm, rotator, key
 
 
 def test_rotate_clears_the_failure_tag_of_a_key_found_not_due(sm, rotator, keys):
+    # GIVEN a secret tagged as failing whose (new) key turns out not to be due
     arn = sm.create(NAME, keys.due_v1_secret(days_left=20))
     failure = state_tags.FailureRecord("key-expired", "v-old", "2027-01-14T00:00:00Z")
     sm.tag_resource(SecretId=arn, Tags=[{"Key": state_tags.FAILURE_TAG, "Value": failure.to_tag()}])
 
+    # WHEN the rotator looks at it
+    # THEN the stale failure tag is removed
     assert rotator.rotate(_due(arn)).outcome is Outcome.NOT_DUE
     assert state_tags.FAILURE_TAG not in sm.tags_of(arn)
 
@@ -286,7 +289,11 @@ def test_rotate_refuses_an_expired_key_without_calling_momento(sm, momento, rota
     ids=["no-current-version", "not-json", "not-a-key"],
 )
 def test_rotate_refuses_a_secret_it_cannot_read(sm, momento, rotator, value):
+    # GIVEN a secret with no current value, or one that holds no Momento key
     arn = sm.create(NAME, value)
+
+    # WHEN it is rotated
+    # THEN it fails permanently, without calling Momento
     with pytest.raises(MalformedSecret):
         rotator.rotate(_due(arn))
     assert momento.refreshes == []
@@ -538,8 +545,13 @@ def test_rotate_resumes_a_stored_rotation_without_calling_refresh(sm, momento, k
 
 
 def test_record_failure_tags_the_current_version(sm, rotator, keys, now):
+    # GIVEN an opted-in secret whose rotation failed
     arn = sm.create(NAME, keys.due_v1_secret(days_left=2))
+
+    # WHEN the failure is recorded
     rotator.record_failure(arn, "key-expired")
+
+    # THEN the tag names the reason, the current version and the time
     record = state_tags.parse_failure(sm.tags_of(arn)[state_tags.FAILURE_TAG])
     assert record == state_tags.FailureRecord(
         "key-expired", sm.version_with(arn, "AWSCURRENT"), state_tags.utc_stamp(now)

@@ -259,10 +259,13 @@ def test_run_scan_refuses_to_run_with_nowhere_to_send(sm, sqs, has_sqs, queue_ur
     assert sm.calls == []
 
 
+def _first_entry(entries: list[dict]) -> set[str]:
+    return {entries[0]["Id"]}
+
+
 def test_run_scan_hands_back_requests_the_queue_kept_refusing(sm, sqs, settings, fleet) -> None:
     # GIVEN a queue that refuses one entry of the first batch in both attempts
-    first = lambda entries: {entries[0]["Id"]}  # noqa: E731
-    sqs.refuse(first, first)
+    sqs.refuse(_first_entry, _first_entry)
 
     # WHEN the scan runs
     result = scan.run_scan(sm, sqs, settings, NOW)

@@ -92,8 +92,11 @@ def test_get_value_of_a_binary_secret_is_none(sm) -> None:
 
 
 def test_rotation_token_is_a_pure_function_of_secret_and_version() -> None:
+    # GIVEN the token of a rotation away from version v-1
     arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:momento/app-AbC123"
     token = secrets.rotation_token(arn, "v-1")
+
+    # THEN every retry computes it again, and another version or secret gets another one
     assert token == secrets.rotation_token(arn, "v-1")
     assert token not in {
         secrets.rotation_token(arn, "v-2"),
@@ -142,11 +145,14 @@ def test_promote_is_a_compare_and_swap_on_the_current_version(sm) -> None:
 
 
 def test_promote_then_remove_pending_leaves_native_rotation_labels(sm) -> None:
+    # GIVEN a new version stored as AWSPENDING
     arn = sm.create("momento/app", '{"apiKey": "old"}')
     old = sm.version_with(arn, "AWSCURRENT")
     secrets.put_pending(sm, arn, "new", '{"apiKey": "new"}')
 
+    # WHEN it is promoted and its AWSPENDING label removed
     secrets.promote(sm, arn, "new", old)
     secrets.remove_pending(sm, arn, "new")
 
+    # THEN the labels are those a finished native rotation leaves
     assert sm.labels(arn) == {"new": ["AWSCURRENT"], old: ["AWSPREVIOUS"]}
