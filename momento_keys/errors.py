@@ -11,7 +11,11 @@ file or queue and the cause. Messages never carry a key, a refresh token or a se
 
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.exceptions import BotoCoreError, ClientError
+
+from keyrotation.errors import RotationError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -32,6 +36,14 @@ class CommandFailed(Exception):
 def aws_failure(subject: str, error: ClientError | BotoCoreError) -> CommandFailed:
     """One line for an AWS error: the subject, the operation, the error code and AWS's message."""
     return CommandFailed(f"{subject}: {describe_aws_error(error)}")
+
+
+def unreachable(subject: str, error: RotationError, client: Any) -> CommandFailed:
+    """An `AwsUnavailable` from the domain, with the endpoint it could not reach."""
+    return CommandFailed(
+        f"{subject}: {error.detail} (endpoint {client.meta.endpoint_url}; check "
+        "--endpoint-url, --region and the credentials)"
+    )
 
 
 def describe_aws_error(error: ClientError | BotoCoreError) -> str:

@@ -30,14 +30,14 @@ from typing import Any
 
 from keyrotation import secrets, state_tags
 from keyrotation.due import Urgency, assess
-from keyrotation.errors import RotationError
+from keyrotation.errors import AwsUnavailable, RotationError
 from keyrotation.key_format import REFRESHABLE_FORMATS, inspect_key
 from keyrotation.secret_value import parse_secret
 from keyrotation.secrets import SecretState
 from keyrotation.settings import Settings
 from momento_keys import output
 from momento_keys.deployment import Deployment
-from momento_keys.errors import EXIT_ATTENTION, EXIT_OK
+from momento_keys.errors import EXIT_ATTENTION, EXIT_OK, unreachable
 
 
 class State(StrEnum):
@@ -109,10 +109,13 @@ def run(deployment: Deployment, *, read_values: bool, as_json: bool) -> int:
     client = deployment.client("secretsmanager")
     settings = deployment.settings
     now = time.time()
-    statuses = [
-        status_of(client, state, settings, now, read_values=read_values)
-        for state in secrets.list_opted_in_secrets(client, settings.tag_key)
-    ]
+    try:
+        statuses = [
+            status_of(client, state, settings, now, read_values=read_values)
+            for state in secrets.list_opted_in_secrets(client, settings.tag_key)
+        ]
+    except AwsUnavailable as error:
+        raise unreachable(f"secrets tagged {settings.tag_key}", error, client) from None
     statuses.sort(key=lambda status: status.name)
 
     attention = sum(status.needs_person for status in statuses)

@@ -178,7 +178,8 @@ def move_one_by_one(
     """Receive, pick, send, delete, batch after batch, until the DLQ has nothing more to give.
 
     Messages that stay are held invisible until the end, so no batch hands them out again,
-    and are then made visible at once. Raises `ReplayStopped` after a failed send or delete.
+    and are then made visible at once, also when the replay stops early (an error, Ctrl-C).
+    Raises `ReplayStopped` after a failed send or delete.
     """
     handled: set[str] = set()
     held: dict[str, DeadLetter] = {}
@@ -188,15 +189,13 @@ def move_one_by_one(
             if not any(letter.message_id not in handled for letter in batch):
                 break
             tally.batches += 1
+            # Held until moved: whatever happens below, the rest of the batch is released.
+            held.update({letter.message_id: letter for letter in batch})
             for letter in batch:
                 if _keep(letter, handled, tally, secret, limit, dry_run):
-                    held[letter.message_id] = letter
                     continue
-                try:
-                    _move(dlq, sqs, queue_url, letter)
-                except ReplayStopped:
-                    held[letter.message_id] = letter
-                    raise
+                _move(dlq, sqs, queue_url, letter)
+                del held[letter.message_id]
                 tally.moved.append(letter.secret)
             output.progress(tally.progress_line(dry_run))
     finally:

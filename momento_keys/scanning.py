@@ -9,10 +9,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from keyrotation.errors import AwsUnavailable
 from keyrotation.scan import Decision, ScanResult, run_scan
 from momento_keys import output
 from momento_keys.deployment import Deployment
-from momento_keys.errors import EXIT_FAILED, EXIT_OK
+from momento_keys.errors import EXIT_FAILED, EXIT_OK, unreachable
 
 HEADERS = ["NAME", "VERDICT", "ACTION", "LEFT", "WHY"]
 
@@ -20,12 +21,16 @@ HEADERS = ["NAME", "VERDICT", "ACTION", "LEFT", "WHY"]
 def run(deployment: Deployment, *, dry_run: bool, as_json: bool) -> int:
     settings = deployment.settings
     secrets_client = deployment.client("secretsmanager")
-    if dry_run:
-        result = run_scan(secrets_client, None, settings, time.time(), dry_run=True)
-    else:
-        queue_url = deployment.rotation_queue_url()
-        settings = settings.with_overrides(rotation_queue_url=queue_url)
-        result = run_scan(secrets_client, deployment.client("sqs"), settings, time.time())
+    sqs = None
+    if not dry_run:
+        settings = settings.with_overrides(rotation_queue_url=deployment.rotation_queue_url())
+        sqs = deployment.client("sqs")
+    try:
+        result = run_scan(secrets_client, sqs, settings, time.time(), dry_run=dry_run)
+    except AwsUnavailable as error:
+        if sqs is not None and error.secret_id == settings.rotation_queue_url:
+            raise unreachable(error.secret_id, error, sqs) from None
+        raise unreachable(f"secrets tagged {settings.tag_key}", error, secrets_client) from None
 
     decisions = sorted(result.decisions, key=lambda decision: decision.state.name)
     if as_json:
