@@ -161,15 +161,23 @@ def promote(client: Any, arn: str, new_version_id: str, old_version_id: str) -> 
 
 
 def remove_pending(client: Any, arn: str, version_id: str) -> None:
-    """Take AWSPENDING off a version, so native rotation never sees an unfinished rotation."""
-    _call(
-        client,
-        "update_secret_version_stage",
-        arn,
-        SecretId=arn,
-        VersionStage=PENDING,
-        RemoveFromVersionId=version_id,
-    )
+    """Take AWSPENDING off a version, so native rotation never sees an unfinished rotation.
+
+    Idempotent: Secrets Manager refuses to remove a label the version no longer holds, which
+    is what a concurrent rotation that got there first leaves, so that refusal counts as done.
+    """
+    try:
+        _call(
+            client,
+            "update_secret_version_stage",
+            arn,
+            SecretId=arn,
+            VersionStage=PENDING,
+            RemoveFromVersionId=version_id,
+        )
+    except AwsCallFailed:
+        if PENDING in describe(client, arn).versions_to_stages.get(version_id, ()):
+            raise
 
 
 def tag(client: Any, arn: str, tags: Mapping[str, str]) -> None:
