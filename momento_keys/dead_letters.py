@@ -215,7 +215,8 @@ def run_list(deployment: Deployment, *, as_json: bool) -> int:
     else:
         secrets = len({letter.secret_arn or letter.message_id for letter in letters})
         line = (
-            f"{len(letters)} dead-lettered messages for {secrets} secrets, left in the queue "
+            f"{output.count(len(letters), 'dead-lettered message')} for "
+            f"{output.count(secrets, 'secret')}, left in the queue "
             "(FIFO: only the oldest message of each secret is visible)"
         )
     output.summary(line, as_json=as_json)

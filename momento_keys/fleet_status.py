@@ -247,4 +247,4 @@ def _summary_line(statuses: list[SecretStatus], tag_key: str, attention: int) ->
     counts = Counter(status.state.value for status in statuses)
     parts = ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
     people = f"{attention} need a person" if attention else "none needs a person"
-    return f"{len(statuses)} opted-in secrets: {parts}; {people}"
+    return f"{output.count(len(statuses), 'opted-in secret')}: {parts}; {people}"

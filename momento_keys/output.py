@@ -52,6 +52,11 @@ def progress(text: str) -> None:
     print(text, flush=True)
 
 
+def count(number: int, noun: str) -> str:
+    """`1 message`, `3 messages`: a count with its noun (regular plurals only)."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def utc(epoch: float | None) -> str:
     """ISO 8601 in UTC, or "-" when there is no time to show."""
     return "-" if epoch is None else utc_stamp(epoch)

@@ -32,7 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from keyrotation.state_tags import utc_stamp
 from momento_keys import output
-from momento_keys.dead_letters import DeadLetter, DeadLetterQueue
+from momento_keys.dead_letters import HEADERS, DeadLetter, DeadLetterQueue
 from momento_keys.deployment import Deployment
 from momento_keys.errors import EXIT_FAILED, EXIT_OK, CommandFailed, describe_aws_error, error_code
 
@@ -74,7 +74,7 @@ class Tally:
     def progress_line(self, dry_run: bool) -> str:
         verb = f"would move {len(self.would_move)}" if dry_run else f"moved {len(self.moved)}"
         return (
-            f"batch {self.batches}: {verb}, left {self.other_secrets} of other secrets, "
+            f"batch {self.batches}: {verb}, kept {self.other_secrets} of other secrets, "
             f"{len(self.unreplayable)} unreplayable"
         )
 
@@ -108,10 +108,8 @@ def run(
         raise CommandFailed(str(stopped)) from None
 
     if dry_run and tally.would_move:
-        output.print_table(
-            ["SECRET", "REASON", "ATTEMPTS", "AGE", "DETAIL"],
-            [letter.row(time.time()) for letter in tally.would_move],
-        )
+        now = time.time()
+        output.print_table(HEADERS, [letter.row(now) for letter in tally.would_move])
     for letter in tally.unreplayable:
         output.warn(f"message {letter.message_id} stays in the DLQ: {letter.problem}")
     output.summary(_summary_line(tally, secret, dry_run))
@@ -159,9 +157,13 @@ def move_with_task(
     moved = int(task.get("ApproximateNumberOfMessagesMoved", 0) or 0)
     if status != "COMPLETED":
         why = task.get("FailureReason") or status.lower()
-        output.summary(f"move task ended {status.lower()} after moving about {moved} messages")
+        output.summary(
+            f"move task ended {status.lower()} after moving about {output.count(moved, 'message')}"
+        )
         raise CommandFailed(f"{source_arn}: the message move task did not complete: {why}")
-    output.summary(f"replayed about {moved} messages to the rotation queue with a move task")
+    output.summary(
+        f"replayed about {output.count(moved, 'message')} to the rotation queue with a move task"
+    )
     return EXIT_OK
 
 
@@ -288,14 +290,15 @@ def _queue_arn(sqs: Any, queue_url: str) -> str:
 
 def _summary_line(tally: Tally, secret: str | None, dry_run: bool, stopped: bool = False) -> str:
     scope = f" of {secret}" if secret else ""
+    moved = output.count(len(tally.would_move if dry_run else tally.moved), "message")
     if dry_run:
-        head = f"dry run: would replay {len(tally.would_move)} messages{scope}; nothing moved"
+        head = f"dry run: would replay {moved}{scope}; nothing moved"
     elif stopped:
-        head = f"stopped after replaying {len(tally.moved)} messages{scope}"
+        head = f"stopped after replaying {moved}{scope}"
     elif not tally.moved and not tally.other_secrets and not tally.unreplayable:
         return "the dead-letter queue is empty: nothing to replay"
     else:
-        head = f"replayed {len(tally.moved)} messages{scope} to the rotation queue"
+        head = f"replayed {moved}{scope} to the rotation queue"
     left = []
     if tally.other_secrets:
         left.append(f"{tally.other_secrets} of other secrets")

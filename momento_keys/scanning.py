@@ -80,10 +80,12 @@ def _summary_line(result: ScanResult, dry_run: bool, tag_key: str) -> str:
     reasons = f"{counts['due']} due, {counts['to_inspect']} to inspect or resume"
     if dry_run:
         return (
-            f"dry run: scanned {counts['scanned']} secrets, would enqueue {wanted} ({reasons}); "
+            f"dry run: scanned {output.count(counts['scanned'], 'secret')}, would enqueue "
+            f"{wanted} ({reasons}); "
             "nothing was sent"
         )
-    line = f"scanned {counts['scanned']} secrets, enqueued {counts['enqueued']} ({reasons})"
+    scanned = output.count(counts["scanned"], "secret")
+    line = f"scanned {scanned}, enqueued {counts['enqueued']} ({reasons})"
     if result.unsent:
         line += f"; {len(result.unsent)} could not be sent: the next scan tries them again"
     return line

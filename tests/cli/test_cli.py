@@ -64,7 +64,7 @@ def test_cli_global_options_work_before_and_after_the_subcommand(
     after = cli("dlq", "list", "--dlq-url", queues.dlq_url)
 
     # THEN both are honoured
-    assert "custom" in before.out and "opted-in secrets" in before.out
+    assert "custom" in before.out and "1 opted-in secret:" in before.out
     assert after.code == 0 and after.out == "the dead-letter queue is empty\n"
 
 
@@ -101,7 +101,7 @@ def test_cli_reads_queue_urls_from_the_stack_outputs(
     assert listed.code == 0, listed.err
     assert "from-stack" in listed.out
     assert replayed.code == 0, replayed.err
-    assert replayed.out.splitlines()[-1] == "replayed 1 messages to the rotation queue"
+    assert replayed.out.splitlines()[-1] == "replayed 1 message to the rotation queue"
 
 
 def test_cli_names_the_option_to_pass_when_the_stack_lacks_an_output(
@@ -216,7 +216,7 @@ def test_cli_operations_walkthrough_from_failure_to_recovery(
     assert failing.code == EXIT_ATTENTION and "failing !" in failing.out
     assert "refresh-rejected" in listed.out and "prod/momento" in listed.out
     assert (
-        replayed.out.splitlines()[-1] == "replayed 1 messages of prod/momento to the rotation queue"
+        replayed.out.splitlines()[-1] == "replayed 1 message of prod/momento to the rotation queue"
     )
     assert outcomes == [telemetry.ROTATION_SUCCEEDED]
     assert healthy.code == 0

@@ -18,7 +18,7 @@ def tags_of(sm: Any, name: str) -> dict[str, str]:
 
 def current_version(sm: Any, name: str) -> str:
     stages = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
-    return next(version for version, labels in stages.items() if "AWSCURRENT" in labels)
+    return str(next(version for version, labels in stages.items() if "AWSCURRENT" in labels))
 
 
 def test_import_creates_opted_in_secret_with_file_text_and_expiry_tag(
