@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 export CDK_DISABLE_CLI_TELEMETRY = true
 
-.PHONY: demo test lint typecheck check synth load bench clean
+.PHONY: demo local test lint typecheck check synth load bench clean
 
 $(STAMP): requirements/lambda.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,6 @@ bench: $(STAMP)  ## load figures at a chosen size, against a baseline in the sam
 
 clean:
 	rm -rf cdk.out .demo .pytest_cache .mypy_cache .ruff_cache
+
+local: $(STAMP)  ## the demo, then keep the local environment up for momento-keys
+	$(BIN)/python -m localenv.demo --workdir .demo --serve

@@ -26,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, help="keep logs here (default: a temp dir)")
     parser.add_argument("--scale", type=int, default=1, help="multiply the healthy fleet")
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the emulator and stand-in running afterwards, for momento-keys (Ctrl-C stops)",
+    )
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="momento-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -80,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         for letter in sorted(letters, key=lambda d: d.secret):
             print(f"  {_name(letter.secret):<34} {letter.reason:<20} {letter.detail}")
         print(f"\nlogs: {workdir / 'logs'}   ({time.monotonic() - started:.1f} s)")
+        if args.serve:
+            _serve(loop)
 
     if problems:
         print("\nFAILED:", *problems, sep="\n  ")
@@ -87,6 +94,26 @@ def main(argv: list[str] | None = None) -> int:
     rotated = sum(1 for s in fleet if s.expect == "rotated")
     print(f"\nOK: {rotated} keys rotated, every other secret as expected.")
     return 0
+
+
+def _serve(loop: LocalLoop) -> None:
+    """Keep the local environment up and say how to point momento-keys at it."""
+    queues = loop.queues_or_fail()
+    exports = {
+        **loop.emulator.environ(),
+        "ROTATION_QUEUE_URL": queues.rotation_url,
+        "DEAD_LETTER_QUEUE_URL": queues.dead_letter_url,
+        "MOMENTO_ENDPOINT_OVERRIDE": loop.standin.address,
+    }
+    print("\nThe local environment stays up. In another shell:\n")
+    print("  export " + " ".join(f"{k}={v}" for k, v in sorted(exports.items())))
+    print("  .venv/bin/momento-keys status\n  .venv/bin/momento-keys dlq list\n")
+    print("Ctrl-C stops it.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping")
 
 
 def _print_table(

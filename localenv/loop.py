@@ -207,6 +207,9 @@ class LocalLoop:
             p.read_text(errors="replace") for p in sorted((self.workdir / "logs").glob("*.log"))
         )
 
+    def queues_or_fail(self) -> Queues:
+        return self._queues()
+
     def _queues(self) -> Queues:
         if self.queues is None:
             raise RuntimeError("provision() first")
