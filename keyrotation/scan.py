@@ -146,8 +146,8 @@ def send_requests(
 ) -> tuple[int, list[RotationRequest]]:
     """Send up to ten requests in one call; returns how many were accepted and those refused.
 
-    Entries refused for a throttle are sent once more. Raises `AwsUnavailable` when the whole
-    call fails.
+    Refused entries are sent once more (most refusals are throttles; a refusal that repeats is
+    reported back). Raises `AwsUnavailable` when the whole call fails.
     """
     pending = list(requests)
     for _attempt in range(2):

@@ -62,7 +62,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         defaults = cls()
-        return cls(
+        settings = cls(
             tag_key=_text(env, "TAG_KEY", defaults.tag_key),
             rotation_queue_url=env.get("ROTATION_QUEUE_URL") or None,
             dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL") or None,
@@ -84,6 +84,13 @@ class Settings:
             ),
             write_retry_attempts=_int(env, "WRITE_RETRY_ATTEMPTS", defaults.write_retry_attempts),
         )
+        window, floor = settings.refresh_window_seconds, settings.minimum_refresh_window_seconds
+        if window is not None and window < floor:
+            raise SettingsError(
+                f"REFRESH_WINDOW_SECONDS={window} leaves too little time to retry before a key "
+                f"expires; it must be at least {floor} (a day, or three scans plus the retries)"
+            )
+        return settings
 
 
 def _text(env: Mapping[str, str], name: str, default: str) -> str:

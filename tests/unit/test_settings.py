@@ -13,7 +13,7 @@ def test_settings_from_env_parses_every_variable() -> None:
         "TAG_KEY": "momento-key",
         "ROTATION_QUEUE_URL": "https://sqs.example/rotation.fifo",
         "DEAD_LETTER_QUEUE_URL": "https://sqs.example/dlq.fifo",
-        "REFRESH_WINDOW_SECONDS": "7200",
+        "REFRESH_WINDOW_SECONDS": "172800",
         "SCAN_INTERVAL_SECONDS": "1800",
         "MAX_RECEIVE_COUNT": "8",
         "VISIBILITY_TIMEOUT_SECONDS": "900",
@@ -32,7 +32,7 @@ def test_settings_from_env_parses_every_variable() -> None:
         tag_key="momento-key",
         rotation_queue_url="https://sqs.example/rotation.fifo",
         dead_letter_queue_url="https://sqs.example/dlq.fifo",
-        refresh_window_seconds=7200,
+        refresh_window_seconds=172800,
         scan_interval_seconds=1800,
         max_receive_count=8,
         visibility_timeout_seconds=900,
@@ -124,3 +124,12 @@ def test_minimum_refresh_window_covers_scans_and_retries(
 def test_with_overrides_changes_only_the_named_fields() -> None:
     settings = Settings(tag_key="a").with_overrides(max_receive_count=2)
     assert (settings.tag_key, settings.max_receive_count) == ("a", 2)
+
+
+@pytest.mark.parametrize("window", ["0", "3600"], ids=["zero", "one-hour"])
+def test_settings_from_env_refuses_a_refresh_window_shorter_than_the_retries(window: str) -> None:
+    # GIVEN a refresh window that would open after the retries could no longer finish
+    # WHEN the settings are read
+    # THEN they are refused, naming the variable and the floor
+    with pytest.raises(SettingsError, match=r"REFRESH_WINDOW_SECONDS=.*at least 86400"):
+        Settings.from_env({"REFRESH_WINDOW_SECONDS": window})
