@@ -7,6 +7,7 @@ then default (see `deployment`). Exit codes are listed in `momento_keys.errors`.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ Handler = Callable[[argparse.Namespace], int]
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code (the console script exits with it)."""
     args = build_parser().parse_args(argv)
+    _show_domain_warnings()
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         build_parser().print_help(sys.stderr)
@@ -48,6 +50,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{error.filename or args.command}: {error.strerror or error}")
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+
+
+def _show_domain_warnings() -> None:
+    """Print the rotator's warnings (ids and steps, never keys) as `momento-keys: warning: ...`.
+
+    Left alone when logging is already set up, as under pytest or in an embedding program.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)  # library loggers may pass INFO records up to the root
+    handler.setFormatter(_LowercaseLevelFormatter(f"{PROG}: %(levelname)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+
+
+class _LowercaseLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        copy = logging.makeLogRecord(record.__dict__)  # other handlers keep the original
+        copy.levelname = record.levelname.lower()
+        return super().format(copy)
 
 
 def _fail(message: str, exit_code: int = EXIT_FAILED) -> int:

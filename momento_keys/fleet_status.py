@@ -18,6 +18,10 @@ value read (and with `--no-read-values`, not even then).
 window is the time three missed scans plus every retry of one message take (at least a day with
 the defaults). A key whose whole refresh window is shorter than that (a lifetime under about
 two days) is overdue as soon as it is due.
+
+NOTE: the windows come from this process's settings (`REFRESH_WINDOW_SECONDS`,
+`SCAN_INTERVAL_SECONDS`, `MAX_RECEIVE_COUNT`, `BACKOFF_BASE_SECONDS`, else the defaults), not
+from the deployed functions. Set the same variables where the stack overrides them.
 """
 
 from __future__ import annotations

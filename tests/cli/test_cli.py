@@ -161,6 +161,31 @@ def test_cli_console_script_runs_as_a_subprocess(
     assert json.loads(done.stdout)["secrets"][0]["state"] == "expired"
 
 
+def test_cli_console_script_shows_the_rotators_warnings_on_one_line_each(
+    fleet: Fleet, aws: AwsEmulator, cli: Cli, sm: Any, standin: MomentoStandIn, tmp_path: Path
+) -> None:
+    # GIVEN a due secret with another tool's unfinished AWSPENDING version
+    fleet.add("pending", fleet.key(days_left=5))
+    sm.put_secret_value(SecretId="pending", SecretString="{}", VersionStages=["AWSPENDING"])
+    env = {**os.environ, **aws.environ(), "AWS_CONFIG_FILE": str(tmp_path / "none")}
+
+    # WHEN the console script rotates it
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "--momento-endpoint", standin.address, "rotate", "pending"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    cli.record(done.stdout, done.stderr)
+
+    # THEN the rotator's warning is one prefixed line on stderr, and its INFO lines stay quiet
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "momento-keys: warning: removing a stale AWSPENDING label\n"
+    assert done.stdout.startswith("rotated pending: ")
+
+
 def test_cli_never_prints_a_key_refresh_token_or_secret_value(
     cli: Cli, fleet: Fleet, queues: Queues, standin: MomentoStandIn, sm: Any
 ) -> None:
