@@ -280,6 +280,9 @@ class Rotator:
             fresh = secrets.describe(self._sm, state.arn)
             if fresh.current_version_id != new_id:
                 if fresh.current_version_id != old_id:
+                    # Someone else's version is current: keep it, and unlabel ours so that no
+                    # stray AWSPENDING is left for the next rotation or native rotation.
+                    secrets.remove_pending(self._sm, state.arn, new_id)
                     return RotationResult(
                         state.arn, Outcome.SUPERSEDED, "another rotation promoted"
                     )
