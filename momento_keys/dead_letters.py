@@ -130,6 +130,9 @@ class DeadLetter:
         failed_at = self.failed_at
         age = output.duration(now - failed_at) if failed_at else "?"
         detail = self.detail if self.request else f"unreplayable: {self.problem}"
+        for subject in (self.secret, self.secret_arn):
+            if subject and detail.startswith(f"{subject}: "):
+                detail = detail[len(subject) + 2 :]  # the SECRET column says it already
         return [self.secret, self.reason, self.attempts, age, detail]
 
 

@@ -43,7 +43,7 @@ def test_dlq_list_shows_reason_detail_attempts_and_age_without_consuming(
     lines = table.out.splitlines()
     assert lines[0].split() == ["SECRET", "REASON", "ATTEMPTS", "AGE", "DETAIL"]
     assert lines[1].split()[:4] == ["app/one", "refresh-rejected", "1", "1h"]
-    assert "Momento refused the refresh" in lines[1]
+    assert lines[1].endswith("  Momento refused the refresh: UNAUTHENTICATED")
     assert lines[2].split()[:2] == ["app/two", "verification-failed"]
     assert "only the oldest message of each secret is visible" in lines[-1]
     messages = json.loads(listed.out)["messages"]
