@@ -131,6 +131,9 @@ class RecordProcessor:
         self._metric(telemetry.ROTATION_FAILED_TRANSIENT)
         attempt = record.receive_count
         seconds_left = getattr(error, "seconds_left", None)
+        if seconds_left is None and request.valid_until:
+            # The rotator failed before it could read the secret: trust the scanner's expiry.
+            seconds_left = int(request.valid_until - self._clock())
         budget = self._settings.retry_budget_seconds(from_attempt=attempt)
         facts = {
             "secret_arn": request.secret_id,

@@ -127,6 +127,22 @@ class Rotator:
         current_id = state.current_version_id
         if current_id is None:
             raise MalformedSecret(state.name, "the secret has no AWSCURRENT version")
+        try:
+            return self._rotate_from(request, state, current_id, remaining_seconds)
+        except TransientError as error:
+            # Every retry is judged against the key's deadline, even one that failed before
+            # the key was read (a throttled read, a failed check while resuming).
+            if getattr(error, "seconds_left", None) is None:
+                error.seconds_left = self._seconds_left(state, current_id)  # type: ignore[attr-defined]
+            raise
+
+    def _rotate_from(
+        self,
+        request: RotationRequest,
+        state: SecretState,
+        current_id: str,
+        remaining_seconds: Callable[[], float],
+    ) -> RotationResult:
         token = secrets.rotation_token(state.arn, current_id)
 
         pending_id = state.pending_version_id
@@ -375,6 +391,20 @@ class Rotator:
         wanted = record.to_tag()
         if state.tags.get(state_tags.EXPIRY_TAG) != wanted:
             secrets.tag(self._sm, state.arn, {state_tags.EXPIRY_TAG: wanted})
+
+    def _seconds_left(self, state: SecretState, current_id: str) -> int | None:
+        """Seconds until the current key expires (None: never, or unknown), best effort: from
+        the expiry tag when it names the current version, else from the value."""
+        record = state_tags.parse_expiry(state.tags.get(state_tags.EXPIRY_TAG))
+        if record is not None and record.version_id == current_id:
+            valid_until = record.valid_until
+        else:
+            try:
+                value = secrets.get_value(self._sm, state.arn, current_id)
+                valid_until = parse_secret(state.name, value).valid_until
+            except RotationError:
+                return None
+        return None if valid_until == 0 else int(valid_until - self._clock())
 
     def _sibling_rotated(self, arn: str, started_from: str, token: str) -> bool:
         """After a refusal: did another rotation of this secret get there first?
