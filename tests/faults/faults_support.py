@@ -10,7 +10,9 @@ the rotator's domain objects around those clients (with a step hook when a test 
 
 1. every opted-in secret holds a parseable AWSCURRENT whose key the stand-in issued and still
    accepts, or has a DLQ entry whose reason and detail name the secret and the problem;
-2. no AWSPENDING label is left on a version that is not AWSCURRENT;
+2. no AWSPENDING label is left on a version that is not AWSCURRENT, except the rotation's own
+   stored version when a transient failure was escalated after the write (the next scan
+   resumes it: it holds the only copy of the granted key);
 3. a secret that is not opted in (untagged, prefix-tagged, being deleted) did not change;
 4. every refresh the stand-in granted ended up stored: its key is an opted-in secret's current
    key or an ancestor of it along the grants, or it was stored and then provably superseded
@@ -33,7 +35,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infrastructure.config import StackConfig
-from keyrotation import aws, invocation
+from keyrotation import aws, invocation, secrets
 from keyrotation.errors import MalformedSecret
 from keyrotation.messages import RotationRequest
 from keyrotation.momento_auth import MomentoAuth
@@ -473,10 +475,23 @@ def _check_secrets(
                 problems.append(
                     f"{name}: no usable AWSCURRENT and no DLQ entry naming it and the problem"
                 )
-        stale = [v for v in view.versions_with(PENDING) if v != view.current_id]
+        parked = _parked_rotation(view, letters)
+        stale = [v for v in view.versions_with(PENDING) if v not in (view.current_id, parked)]
         if stale:
             problems.append(f"{name}: AWSPENDING left on a version that is not current")
     return problems
+
+
+def _parked_rotation(view: SecretView, letters: list[Letter]) -> str | None:
+    """The rotation's own stored version, when a transient failure was escalated to the DLQ
+    after the write: it holds the only copy of the granted key, and the next scan resumes it.
+    """
+    escalated = {"deadline-at-risk", "retries-exhausted"}
+    if view.current_id is None or not any(
+        letter.secret_arn == view.arn and letter.reason in escalated for letter in letters
+    ):
+        return None
+    return secrets.rotation_token(view.arn, view.current_id)
 
 
 def _holds_live_key(world: World, name: str, view: SecretView) -> bool:
