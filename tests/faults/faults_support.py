@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
 from infrastructure.config import StackConfig
@@ -67,6 +68,10 @@ SECRET_FIELDS = (*KEY_FIELDS, "refreshToken", "token")
 MIN_SECRET_LENGTH = 8
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+# One session for every client the suite builds: it loads the service models once, while each
+# client keeps its own connection pool and retry quota, as in a separate process.
+SESSION = boto3.session.Session()
 
 
 class ProcessDied(BaseException):
@@ -195,8 +200,8 @@ class World:
         self.emulator = emulator
         self.standin = standin
         self.config = StackConfig.from_cdk_json(ROOT / "cdk.json")
-        self.sm = aws.client("secretsmanager", **emulator.client_kwargs())
-        self.sqs = aws.client("sqs", **emulator.client_kwargs())
+        self.sm = self.client("secretsmanager")
+        self.sqs = self.client("sqs")
         self.queues: Queues = provision_queues(
             self.sqs, self.config, visibility_timeout_seconds=QUEUE_VISIBILITY_SECONDS
         )
@@ -210,6 +215,10 @@ class World:
         self.logs.install()
         self.stdout: Callable[[], str] = lambda: ""  # the real handler's metric lines
         self._channels: list[MomentoAuth] = []
+
+    def client(self, service: str) -> Any:
+        """A client aimed at the emulator, configured as the functions configure theirs."""
+        return aws.client(service, SESSION, **self.emulator.client_kwargs())
 
     def close(self) -> None:
         self.logs.uninstall()
@@ -248,8 +257,8 @@ class World:
                 settings.momento_endpoint_override, settings.momento_timeout_seconds
             )
         self._channels.append(momento)
-        rotator = Rotator(self.sm, momento, settings, on_step=on_step)
-        processor = RecordProcessor(rotator, self.sqs, settings, self._count, time.time)
+        rotator = Rotator(self.client("secretsmanager"), momento, settings, on_step=on_step)
+        processor = RecordProcessor(rotator, self.client("sqs"), settings, self._count, time.time)
         return Pipeline(rotator, processor, settings)
 
     def _count(self, name: str, value: int = 1) -> None:

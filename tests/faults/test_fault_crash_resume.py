@@ -68,6 +68,7 @@ def test_rotator_finishes_a_rotation_cut_short_after_the_write_with_one_refresh(
     check_invariants(world)
 
 
+@pytest.mark.usefixtures("quick_sibling_looks")
 @pytest.mark.parametrize("how", ["process-dies-after-grant", "answer-lost-after-grant"])
 def test_rotator_dead_letters_a_rotation_whose_granted_key_was_lost_before_the_write(
     world: World, how: str

@@ -60,10 +60,12 @@ def _refresh_unavailable(world: World, secret: Seeded, key: IssuedKey) -> None:
     world.standin.inject_fault("refresh", grpc.StatusCode.UNAVAILABLE, count=10)
 
 
-def _secrets_manager_throttled_first(world: World, secret: Seeded, key: IssuedKey) -> None:
+def _secrets_manager_failing_first(world: World, secret: Seeded, key: IssuedKey) -> None:
     # The scanner knew the expiry from the tag; the rotator fails before reading the value.
     _record_expiry(world, secret, key)
-    world.emulator.inject_fault("secretsmanager", "DescribeSecret", "ThrottlingException", 4)
+    world.emulator.inject_fault(
+        "secretsmanager", "DescribeSecret", "InternalServiceError", count=4, status=500
+    )
 
 
 def _verify_unavailable_while_resuming(world: World, secret: Seeded, key: IssuedKey) -> None:
@@ -89,7 +91,7 @@ def _verify_unavailable_while_resuming(world: World, secret: Seeded, key: Issued
 
 FAILURES = {
     "refresh-unavailable": _refresh_unavailable,
-    "secrets-manager-throttled-before-the-read": _secrets_manager_throttled_first,
+    "secrets-manager-failing-before-the-read": _secrets_manager_failing_first,
     "verify-unavailable-while-resuming": _verify_unavailable_while_resuming,
 }
 

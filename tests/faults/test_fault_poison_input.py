@@ -90,6 +90,7 @@ NOT_SQS = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics")
 @pytest.mark.parametrize("event", list(NOT_SQS))
 def test_rotator_refuses_an_event_it_does_not_understand(
     world: World, real_handler: Callable[..., Any], event: str
@@ -114,10 +115,10 @@ def test_rotator_refuses_an_event_it_does_not_understand(
 def test_rotator_fails_only_the_bad_records_of_a_mixed_batch(
     world: World, real_handler: Callable[..., Any]
 ) -> None:
-    # GIVEN one batch holding, in this order: a secret whose read is throttled past the client's
+    # GIVEN one batch holding, in this order: a secret whose read fails past the client's
     # retries, three healthy due secrets, a malformed message and a secret that cannot be
     # refreshed (a v2 key)
-    throttled = world.opted_in("app/batch-throttled")
+    throttled = world.opted_in("app/batch-failing-read")
     healthy = [world.opted_in(f"app/batch-healthy-{i}") for i in range(3)]
     v2 = world.mint(form="v2")
     broken = world.seed(
@@ -131,7 +132,9 @@ def test_rotator_fails_only_the_bad_records_of_a_mixed_batch(
         ids[secret.name] = world.enqueue(RotationRequest(secret.arn, "inspect"))
     ids["malformed"] = world.enqueue_raw("not a rotation request")
     ids[broken.name] = world.enqueue(RotationRequest(broken.arn, "inspect"))
-    world.emulator.inject_fault("secretsmanager", "GetSecretValue", "ThrottlingException", 4)
+    world.emulator.inject_fault(
+        "secretsmanager", "GetSecretValue", "InternalServiceError", count=4, status=500
+    )
 
     answers: list[dict[str, Any]] = []
     real = real_handler()
@@ -144,7 +147,7 @@ def test_rotator_fails_only_the_bad_records_of_a_mixed_batch(
     # WHEN the rotator takes the batch
     world.deliver(handler)
 
-    # THEN only the throttled record is reported failed, to be delivered again
+    # THEN only the failing record is reported failed, to be delivered again
     assert answers[0]["batchItemFailures"] == [{"itemIdentifier": ids[throttled.name]}]
     # AND the healthy secrets were rotated in the same invocation
     assert len(world.grants) == len(healthy)
@@ -156,7 +159,7 @@ def test_rotator_fails_only_the_bad_records_of_a_mixed_batch(
         "not-refreshable",
     ]
 
-    # WHEN the throttled record comes back
+    # WHEN the failing record comes back
     world.drain(real)
 
     # THEN it rotates too, and nothing else reached the DLQ

@@ -14,7 +14,7 @@ from keyrotation.key_format import inspect_key
 from keyrotation.momento_auth import MomentoAuth
 from keyrotation.state_tags import FAILURE_TAG, parse_failure
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("quick_sibling_looks")]
 
 
 def _unauthenticated(world: World, name: str) -> int:

@@ -1,7 +1,9 @@
-"""Secrets Manager throttles calls in the middle of a rotation: the key is still stored, once.
+"""Secrets Manager throttles or fails calls mid-rotation: the key is still stored, once.
 
-The rotator's boto3 clients retry a throttle themselves (standard mode, 3 retries: 4 attempts),
-so 4 faults in a row are what first reach the product's own handling.
+The rotator's boto3 clients retry throttles and 5xx faults themselves (standard mode,
+3 retries: 4 attempts), so 4 faults in a row are what first reach the product's own handling.
+Faults other than the throttled write are InternalServiceError (HTTP 500), which the client
+retries after milliseconds rather than seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from keyrotation.state_tags import LAST_ROTATED_TAG
 pytestmark = pytest.mark.timeout(90)
 
 THROTTLE = "ThrottlingException"
+SERVICE_FAULT = "InternalServiceError"
 CLIENT_ATTEMPTS = 4
 
 
@@ -45,14 +48,16 @@ def test_rotator_stores_a_refreshed_key_through_throttled_writes_in_one_invocati
 
 
 @pytest.mark.parametrize("action", ["DescribeSecret", "UpdateSecretVersionStage", "TagResource"])
-def test_rotator_rotates_once_when_another_step_is_throttled_past_its_retries(
+def test_rotator_rotates_once_when_another_step_fails_past_its_client_retries(
     world: World, real_handler: Callable[..., Any], action: str
 ) -> None:
     # GIVEN a due secret, queued by the scanner
-    secret = world.opted_in(f"app/throttled-{action.lower()}")
+    secret = world.opted_in(f"app/failing-{action.lower()}")
     world.scan()
-    # AND one step of the rotation throttled beyond what the client retries by itself
-    world.emulator.inject_fault("secretsmanager", action, THROTTLE, count=CLIENT_ATTEMPTS)
+    # AND one step of the rotation failing beyond what the client retries by itself
+    world.emulator.inject_fault(
+        "secretsmanager", action, SERVICE_FAULT, count=CLIENT_ATTEMPTS, status=500
+    )
 
     # WHEN the rotator drains the queue
     reports = world.drain(real_handler())
@@ -67,6 +72,7 @@ def test_rotator_rotates_once_when_another_step_is_throttled_past_its_retries(
     check_invariants(world)
 
 
+@pytest.mark.usefixtures("quick_sibling_looks")
 def test_rotator_dead_letters_a_granted_key_it_could_never_write(
     world: World, real_handler: Callable[..., Any]
 ) -> None:
