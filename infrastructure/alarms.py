@@ -4,7 +4,8 @@ Only the dead-letter queue and the scanner's own health come from AWS metrics. T
 custom metrics the functions emit with Powertools (CloudWatch embedded metric format), which
 puts them in the `MomentoKeyRotation` namespace with a `service` dimension naming the function.
 
-Scanner metrics are judged over one scan interval, because each scan reports once: an alarm then
+Scanner metrics are judged over one scan interval, because each scan reports once, and an
+interval without a datapoint (a scan that landed in the next bucket) keeps the alarm's state: it
 stays in ALARM until a later scan reports the problem gone, instead of flapping between scans.
 """
 
@@ -41,6 +42,7 @@ class RotationAlarms(Construct):
         *,
         config: StackConfig,
         dead_letter_queue: sqs.IQueue,
+        rotation_queue: sqs.IQueue,
         scanner: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -67,22 +69,49 @@ class RotationAlarms(Construct):
             "reason, fix the cause, then replay them.",
         )
         self._alarm(
+            "RotationQueueStuck",
+            rotation_queue.metric_approximate_age_of_oldest_message(
+                period=DEAD_LETTER_ALARM_PERIOD, statistic="Maximum"
+            ),
+            "Work has waited on the rotation queue longer than its retries can take: the rotator "
+            "is not consuming it (event source disabled, function failing to start).",
+            threshold=config.retry_budget_seconds + 2 * config.scan_interval_seconds,
+        )
+        self._alarm(
+            "SecretsOverdue",
+            self._custom_metric("SecretsOverdue", SCANNER_SERVICE_NAME, "Maximum"),
+            "A key is inside its refresh window with less than a day (or the retry budget) left "
+            "and has not been rotated. Run momento-keys status and momento-keys dlq list.",
+            missing_data=cloudwatch.TreatMissingData.IGNORE,
+        )
+        self._alarm(
+            "RotationsSkippedRepeatedly",
+            self._custom_metric("RotationSkipped", ROTATOR_SERVICE_NAME, "Sum"),
+            "The rotator skipped queued secrets in three scans in a row. A secret untagged or "
+            "deleted after a scan is skipped once; every scan means the rotator cannot see the "
+            "secrets (check the tag key and the rotator's IAM policy).",
+            evaluation_periods=3,
+        )
+        self._alarm(
             "SecretsExpired",
             self._custom_metric("SecretsExpired", SCANNER_SERVICE_NAME, "Maximum"),
             "An opted-in secret holds an expired key. It can no longer be refreshed: a person "
             "must create a new key and store it in the secret.",
+            missing_data=cloudwatch.TreatMissingData.IGNORE,
         )
         self._alarm(
             "SecretsNotRefreshableNearExpiry",
             self._custom_metric("SecretsNotRefreshableNearExpiry", SCANNER_SERVICE_NAME, "Maximum"),
             "An opted-in secret's key expires soon and cannot be refreshed automatically (for "
             "example it has no refresh token). Replace it by hand before it expires.",
+            missing_data=cloudwatch.TreatMissingData.IGNORE,
         )
         self._alarm(
             "SecretsFailing",
             self._custom_metric("SecretsFailing", SCANNER_SERVICE_NAME, "Maximum"),
             "An opted-in secret's last rotation failed for good and the scanner no longer queues "
             "it. This stays on after the dead-letter message is gone: run momento-keys status.",
+            missing_data=cloudwatch.TreatMissingData.IGNORE,
         )
         self._alarm(
             "RotationDeadlineAtRisk",
@@ -125,6 +154,8 @@ class RotationAlarms(Construct):
             cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
         ),
         missing_data: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+        threshold: float = 1,
+        evaluation_periods: int = 1,
     ) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
             self,
@@ -132,8 +163,8 @@ class RotationAlarms(Construct):
             alarm_name=f"{self._prefix}-{name}",
             alarm_description=description,
             metric=metric,
-            threshold=1,
-            evaluation_periods=1,
+            threshold=threshold,
+            evaluation_periods=evaluation_periods,
             comparison_operator=comparison,
             treat_missing_data=missing_data,
         )

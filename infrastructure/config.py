@@ -121,10 +121,25 @@ class StackConfig:
     def scan_interval_seconds(self) -> int:
         return self.scan_interval_minutes * 60
 
+    def runtime_settings(self) -> Settings:
+        """The functions' own view of these settings: one source for the retry arithmetic."""
+        return Settings(
+            scan_interval_seconds=self.scan_interval_seconds,
+            max_receive_count=self.max_receive_count,
+            visibility_timeout_seconds=self.visibility_timeout_seconds,
+            backoff_base_seconds=self.backoff_base_seconds,
+        )
+
     @property
     def retry_budget_seconds(self) -> int:
-        """How long the queue keeps retrying one rotation before it is dead-lettered."""
-        return self.max_receive_count * self.visibility_timeout_seconds
+        """The longest a rotation can stay on the queue before it is dead-lettered.
+
+        Normally the rotator's back-off sets the pace; a function that crashes or times out
+        every time is retried at the visibility timeout instead. Whichever is longer counts.
+        """
+        back_off = self.runtime_settings().retry_budget_seconds() + self.visibility_timeout_seconds
+        crashing = self.max_receive_count * self.visibility_timeout_seconds
+        return max(back_off, crashing)
 
     def function_environment(
         self,
@@ -152,12 +167,12 @@ class StackConfig:
         if self.refresh_window_seconds is not None:
             environment["REFRESH_WINDOW_SECONDS"] = str(self.refresh_window_seconds)
 
+        # Both derive the minimum refresh window from the retry schedule, so both need it.
+        environment["BACKOFF_BASE_SECONDS"] = str(self.backoff_base_seconds)
         # The scanner sends to the queue; the rotator spaces out retries on it.
         _put_if_set(environment, "ROTATION_QUEUE_URL", rotation_queue_url)
         if role == "scanner":
             return environment
-
-        environment["BACKOFF_BASE_SECONDS"] = str(self.backoff_base_seconds)
         _put_if_set(environment, "DEAD_LETTER_QUEUE_URL", dead_letter_queue_url)
         _put_if_set(environment, "MOMENTO_ENDPOINT_OVERRIDE", self.momento_endpoint_override)
         return environment
@@ -202,11 +217,7 @@ class StackConfig:
         )
 
         if self.refresh_window_seconds is not None:
-            floor = Settings(
-                scan_interval_seconds=self.scan_interval_seconds,
-                max_receive_count=self.max_receive_count,
-                visibility_timeout_seconds=self.visibility_timeout_seconds,
-            ).minimum_refresh_window_seconds
+            floor = self.runtime_settings().minimum_refresh_window_seconds
             _check_range(
                 "refreshWindowSeconds",
                 self.refresh_window_seconds,
@@ -237,9 +248,10 @@ class StackConfig:
         )
         if self.retry_budget_seconds >= self.queue_retention_days * DAY:
             raise ValueError(
-                f"queueRetentionDays ({self.queue_retention_days}) must outlast maxReceiveCount x "
-                f"visibilityTimeoutSeconds ({self.retry_budget_seconds} s), or messages expire "
-                f"before they reach the dead-letter queue"
+                f"queueRetentionDays ({self.queue_retention_days}) must outlast the retries "
+                f"(maxReceiveCount, backoffBaseSeconds and visibilityTimeoutSeconds allow "
+                f"{self.retry_budget_seconds} s), or messages expire before they reach the "
+                f"dead-letter queue"
             )
 
     def _check_options(self) -> None:

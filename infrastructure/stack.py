@@ -62,6 +62,7 @@ class MomentoKeyRotationStack(Stack):
             "Alarms",
             config=config,
             dead_letter_queue=self.dead_letter_queue,
+            rotation_queue=self.rotation_queue,
             scanner=self.scanner,
         )
 

@@ -145,6 +145,7 @@ def test_scanner_environment_follows_the_settings_contract(synthesized):
         "POWERTOOLS_SERVICE_NAME": "momento-key-scanner",
         "POWERTOOLS_METRICS_NAMESPACE": "MomentoKeyRotation",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        "BACKOFF_BASE_SECONDS": "300",
         "ROTATION_QUEUE_URL": {"Ref": synthesized.logical_id(QUEUE, "RotationQueue")},
     }
 
@@ -273,22 +274,42 @@ def test_dead_letter_alarm_fires_on_the_first_visible_message(synthesized):
 
 
 @pytest.mark.parametrize(
-    ("metric_name", "service"),
+    ("metric_name", "service", "missing_data", "periods"),
     [
-        ("SecretsExpired", "momento-key-scanner"),
-        ("SecretsNotRefreshableNearExpiry", "momento-key-scanner"),
-        ("SecretsFailing", "momento-key-scanner"),
-        ("RotationDeadlineAtRisk", "momento-key-rotator"),
+        # A scan reports once per interval: an empty bucket keeps the alarm's state.
+        ("SecretsExpired", "momento-key-scanner", "ignore", 1),
+        ("SecretsNotRefreshableNearExpiry", "momento-key-scanner", "ignore", 1),
+        ("SecretsFailing", "momento-key-scanner", "ignore", 1),
+        ("SecretsOverdue", "momento-key-scanner", "ignore", 1),
+        ("RotationDeadlineAtRisk", "momento-key-rotator", "notBreaching", 1),
+        # One skip is a secret untagged after a scan; three scans in a row is a blind rotator.
+        ("RotationSkipped", "momento-key-rotator", "notBreaching", 3),
     ],
 )
-def test_custom_metric_alarms_watch_what_powertools_emits(synthesized, metric_name, service):
+def test_custom_metric_alarms_watch_what_powertools_emits(
+    synthesized, metric_name, service, missing_data, periods
+):
     alarm = alarm_on(synthesized, metric_name)
 
     assert alarm["Namespace"] == "MomentoKeyRotation"
     assert alarm["Dimensions"] == [{"Name": "service", "Value": service}]
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm["Threshold"] == 1
-    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["TreatMissingData"] == missing_data
+    assert alarm["EvaluationPeriods"] == periods
+
+
+def test_rotation_queue_alarm_fires_when_work_outlives_its_retries(synthesized):
+    alarm = alarm_on(synthesized, "ApproximateAgeOfOldestMessage")
+
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["Dimensions"] == [
+        {
+            "Name": "QueueName",
+            "Value": {"Fn::GetAtt": [synthesized.logical_id(QUEUE, "RotationQueue"), "QueueName"]},
+        }
+    ]
+    assert alarm["Threshold"] == DEFAULTS.retry_budget_seconds + 2 * DEFAULTS.scan_interval_seconds
 
 
 def test_scanner_errors_alarm_fires_on_one_error(synthesized):
@@ -312,7 +333,7 @@ def test_every_alarm_notifies_the_topic(synthesized):
     topic_id = synthesized.logical_id("AWS::SNS::Topic", "AlarmsTopic")
     alarms = synthesized.of_type(ALARM).values()
 
-    assert len(alarms) == 7
+    assert len(alarms) == 10
     assert all(alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}] for alarm in alarms)
 
 
