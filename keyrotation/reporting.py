@@ -22,6 +22,17 @@ class ScanIncomplete(RuntimeError):
 def publish_scan(result: ScanResult, metrics: Metrics, logger: Logger) -> dict[str, int]:
     """Log what needs a person, emit the counts as metrics, and return the summary."""
     for decision in result.decisions:
+        if decision.overdue and decision.verdict not in ATTENTION:
+            logger.warning(
+                "key overdue: inside its last day and not yet rotated",
+                extra={
+                    "secret_arn": decision.state.arn,
+                    "verdict": decision.verdict.value,
+                    "why": decision.why,
+                    "valid_until": decision.valid_until,
+                    "seconds_left": decision.seconds_left,
+                },
+            )
         if decision.verdict in ATTENTION and (
             decision.verdict is not Verdict.NOT_REFRESHABLE or decision.near_expiry
         ):
@@ -48,6 +59,7 @@ def publish_scan(result: ScanResult, metrics: Metrics, logger: Logger) -> dict[s
         telemetry.SECRETS_NOT_REFRESHABLE: summary["not_refreshable"],
         telemetry.SECRETS_NOT_REFRESHABLE_NEAR_EXPIRY: near,
         telemetry.SECRETS_FAILING: summary["failing"],
+        telemetry.SECRETS_OVERDUE: summary["overdue"],
         telemetry.SCAN_SEND_FAILURES: summary["send_failures"],
     }
     for name, value in counts.items():

@@ -48,6 +48,7 @@ class Decision:
     valid_until: int | None = None
     seconds_left: int | None = None
     near_expiry: bool = False
+    overdue: bool = False
 
     @property
     def enqueue(self) -> bool:
@@ -65,7 +66,12 @@ class Decision:
 
 
 def decide(state: SecretState, settings: Settings, now: float) -> Decision:
-    """The verdict on one listed secret, from its tags and version stages only."""
+    """The verdict on one listed secret, from its tags and version stages only.
+
+    An expired key is reported as expired even when its last rotation failed, so the
+    `SecretsExpired` alarm fires for it; a key that is due with less than the minimum refresh
+    window left is marked `overdue`, whatever the reason it has not been rotated.
+    """
     current = state.current_version_id
     if current is None:
         return Decision(state, Verdict.INSPECT, "no AWSCURRENT version")
@@ -73,45 +79,39 @@ def decide(state: SecretState, settings: Settings, now: float) -> Decision:
     if pending is not None and pending != current:
         return Decision(state, Verdict.RESUME, "an AWSPENDING version awaits promotion")
 
+    record = state_tags.parse_expiry(state.tags.get(state_tags.EXPIRY_TAG))
+    if record is not None and record.version_id != current:
+        record = None
+    assessment = None
+    facts: dict[str, Any] = {}
+    if record is not None:
+        assessment = assess(record.valid_until, record.lifetime_seconds, settings, now)
+        overdue = (
+            assessment.needs_refresh
+            and (assessment.seconds_left or 0) < settings.minimum_refresh_window_seconds
+        )
+        facts = {
+            "valid_until": record.valid_until,
+            "seconds_left": assessment.seconds_left,
+            "near_expiry": assessment.needs_refresh,
+            "overdue": overdue,
+        }
+        if assessment.urgency is Urgency.EXPIRED:
+            return Decision(state, Verdict.EXPIRED, "the key has expired", **facts)
+
     failure = state_tags.parse_failure(state.tags.get(state_tags.FAILURE_TAG))
     if failure is not None and failure.version_id == current:
-        return Decision(state, Verdict.FAILING, f"last rotation failed: {failure.reason}")
-
-    record = state_tags.parse_expiry(state.tags.get(state_tags.EXPIRY_TAG))
-    if record is None or record.version_id != current:
+        return Decision(state, Verdict.FAILING, f"last rotation failed: {failure.reason}", **facts)
+    if record is None or assessment is None:
         return Decision(state, Verdict.INSPECT, "no expiry record for the current version")
 
-    assessment = assess(record.valid_until, record.lifetime_seconds, settings, now)
-    valid_until, seconds_left = record.valid_until, assessment.seconds_left
     if record.key_format not in REFRESHABLE_FORMATS:
         why = f"a {record.key_format} key cannot be refreshed"
-        return Decision(
-            state,
-            Verdict.NOT_REFRESHABLE,
-            why,
-            valid_until,
-            seconds_left,
-            near_expiry=assessment.needs_refresh,
-        )
-    if assessment.urgency is Urgency.EXPIRED:
-        return Decision(
-            state,
-            Verdict.EXPIRED,
-            "the key has expired",
-            valid_until,
-            seconds_left,
-            near_expiry=True,
-        )
+        return Decision(state, Verdict.NOT_REFRESHABLE, why, **facts)
     if assessment.urgency is Urgency.DUE:
         hours = (assessment.seconds_left or 0) // 3600
-        return Decision(
-            state,
-            Verdict.DUE,
-            f"{hours} h left, inside the refresh window",
-            valid_until,
-            seconds_left,
-        )
-    return Decision(state, Verdict.OK, "not due", valid_until, seconds_left)
+        return Decision(state, Verdict.DUE, f"{hours} h left, inside the refresh window", **facts)
+    return Decision(state, Verdict.OK, "not due", **facts)
 
 
 @dataclass
@@ -119,6 +119,7 @@ class ScanSummary:
     scanned: int = 0
     enqueued: int = 0
     send_failures: int = 0
+    overdue: int = 0
     verdicts: Counter[str] | None = None
 
     def as_dict(self) -> dict[str, int]:
@@ -131,6 +132,7 @@ class ScanSummary:
             "expired": counts[Verdict.EXPIRED],
             "failing": counts[Verdict.FAILING],
             "ok": counts[Verdict.OK],
+            "overdue": self.overdue,
             "enqueued": self.enqueued,
             "send_failures": self.send_failures,
         }
@@ -212,6 +214,7 @@ def run_scan(
         summary.scanned += 1
         assert summary.verdicts is not None
         summary.verdicts[decision.verdict] += 1
+        summary.overdue += decision.overdue
         decisions.append(decision)
         if decision.enqueue and not dry_run:
             batch.append(decision.request(stamp))

@@ -14,6 +14,7 @@ SECRETS_EXPIRED = "SecretsExpired"
 SECRETS_NOT_REFRESHABLE = "SecretsNotRefreshable"
 SECRETS_NOT_REFRESHABLE_NEAR_EXPIRY = "SecretsNotRefreshableNearExpiry"
 SECRETS_FAILING = "SecretsFailing"
+SECRETS_OVERDUE = "SecretsOverdue"
 SCAN_SEND_FAILURES = "ScanSendFailures"
 
 ROTATION_SUCCEEDED = "RotationSucceeded"

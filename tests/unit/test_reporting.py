@@ -32,14 +32,15 @@ class Recorder:
         self.infos.append((message, extra))
 
 
-def _decision(verdict: Verdict, near_expiry: bool = False) -> Decision:
+def _decision(verdict: Verdict, near_expiry: bool = False, overdue: bool = False) -> Decision:
     state = SecretState(ARN, "momento/app", {}, {"v-1": ("AWSCURRENT",)})
-    return Decision(state, verdict, "why", 1_800_000_000, 60, near_expiry)
+    return Decision(state, verdict, "why", 1_800_000_000, 60, near_expiry, overdue)
 
 
 def _result(decisions: list[Decision], unsent: list[RotationRequest] | None = None) -> ScanResult:
     counts = Counter(decision.verdict for decision in decisions)
-    summary = ScanSummary(scanned=len(decisions), enqueued=0, verdicts=counts)
+    overdue = sum(decision.overdue for decision in decisions)
+    summary = ScanSummary(scanned=len(decisions), enqueued=0, overdue=overdue, verdicts=counts)
     return ScanResult(summary, decisions, unsent or [])
 
 
@@ -72,7 +73,7 @@ def test_publish_scan_emits_every_count_as_a_metric(recorder) -> None:
     # GIVEN a scan of six secrets with several verdicts
     decisions = [
         _decision(Verdict.DUE),
-        _decision(Verdict.DUE),
+        _decision(Verdict.DUE, near_expiry=True, overdue=True),
         _decision(Verdict.INSPECT),
         _decision(Verdict.RESUME),
         _decision(Verdict.NOT_REFRESHABLE, near_expiry=True),
@@ -91,6 +92,7 @@ def test_publish_scan_emits_every_count_as_a_metric(recorder) -> None:
         telemetry.SECRETS_NOT_REFRESHABLE: 2,
         telemetry.SECRETS_NOT_REFRESHABLE_NEAR_EXPIRY: 1,
         telemetry.SECRETS_FAILING: 0,
+        telemetry.SECRETS_OVERDUE: 1,
         telemetry.SCAN_SEND_FAILURES: 0,
     }
     assert summary["scanned"] == 6

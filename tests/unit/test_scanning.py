@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from keyrotation import messages, scan, state_tags
@@ -85,8 +87,8 @@ def test_decide_does_not_resume_when_pending_sits_on_the_current_version() -> No
 @pytest.mark.parametrize("key_format", [KeyFormat.V2, KeyFormat.DISPOSABLE])
 @pytest.mark.parametrize(
     ("valid_until", "near_expiry"),
-    [(NOW + DAY, True), (NOW - DAY, True), (NOW + 20 * DAY, False)],
-    ids=["inside-the-window", "expired", "far-from-expiry"],
+    [(NOW + DAY, True), (NOW + 20 * DAY, False)],
+    ids=["inside-the-window", "far-from-expiry"],
 )
 def test_decide_flags_keys_that_cannot_be_refreshed_and_says_when_they_near_expiry(
     key_format: KeyFormat, valid_until: int, near_expiry: bool
@@ -227,6 +229,7 @@ def test_run_scan_enqueues_due_and_unknown_secrets_in_batches_of_ten(
         "not_refreshable": 0,
         "expired": 0,
         "failing": 0,
+        "overdue": 0,
         "ok": 1,
         "enqueued": 12,
         "send_failures": 0,
@@ -273,3 +276,52 @@ def test_run_scan_hands_back_requests_the_queue_kept_refusing(sm, sqs, settings,
     # THEN that request is reported unsent, and counted as a send failure
     assert len(result.unsent) == 1
     assert (result.summary.enqueued, result.summary.send_failures) == (11, 1)
+
+
+@pytest.mark.parametrize(
+    ("key_format", "failed"),
+    [(KeyFormat.V1, True), (KeyFormat.V2, False), (KeyFormat.DISPOSABLE, True)],
+    ids=["v1-after-a-failed-rotation", "v2", "disposable-after-a-failed-rotation"],
+)
+def test_decide_reports_an_expired_key_as_expired_whatever_else_is_known(
+    key_format: KeyFormat, failed: bool
+) -> None:
+    # GIVEN a recorded key that expired yesterday, possibly after its rotation failed for good
+    state = _state(CURRENT_ONLY, expiry=_expiry("v-1", NOW - DAY, key_format))
+    if failed:
+        state = _with_tag(state, state_tags.FAILURE_TAG, "reason=refresh-rejected version=v-1")
+
+    # WHEN the scan decides on it
+    decision = scan.decide(state, Settings(), NOW)
+
+    # THEN it counts as expired, so the SecretsExpired alarm fires, and nothing is enqueued
+    assert (decision.verdict, decision.enqueue) == (Verdict.EXPIRED, False)
+
+
+@pytest.mark.parametrize(
+    ("hours_left", "failed", "overdue"),
+    [(30, False, False), (20, False, True), (20, True, True), (2000, True, False)],
+    ids=[
+        "due-with-a-day-to-spare",
+        "due-inside-the-last-day",
+        "failing-in-the-last-day",
+        "failing-far-from-expiry",
+    ],
+)
+def test_decide_marks_keys_overdue_inside_the_minimum_window_whatever_stalled_them(
+    hours_left: int, failed: bool, overdue: bool
+) -> None:
+    # GIVEN a refreshable key with some hours left, perhaps failing
+    state = _state(CURRENT_ONLY, expiry=_expiry("v-1", NOW + hours_left * 3600))
+    if failed:
+        state = _with_tag(state, state_tags.FAILURE_TAG, "reason=refresh-rejected version=v-1")
+
+    # WHEN the scan decides on it
+    decision = scan.decide(state, Settings(), NOW)
+
+    # THEN it is overdue once less than the minimum refresh window (a day) is left
+    assert decision.overdue is overdue
+
+
+def _with_tag(state: SecretState, key: str, value: str) -> SecretState:
+    return dataclasses.replace(state, tags={**state.tags, key: value})
