@@ -9,6 +9,7 @@ appear in an exception raised here.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ from keyrotation.key_format import KeyInfo, encode_v1_key
 AGENT = "python:momento-key-rotation:0.1.0"
 TLS_PORT = 443
 DETAIL_LIMIT = 160
+_TOKEN_LIKE = re.compile(
+    r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # a JWT
+    r"|[A-Za-z0-9_\-+/=]{24,}"  # a long token of any other shape
+)
 
 RETRYABLE_STATUSES = frozenset(
     {
@@ -156,5 +161,8 @@ def _status(error: grpc.RpcError, *secrets: str) -> tuple[grpc.StatusCode, str]:
     for secret in secrets:
         if secret:
             detail = detail.replace(secret, "<redacted>")
+    # Anything shaped like a JWT or a long token is blanked too, in case a server echoes a
+    # truncated or re-encoded credential.
+    detail = _TOKEN_LIKE.sub("<redacted>", detail)
     detail = " ".join(detail.split())[:DETAIL_LIMIT]
     return code, f" ({detail})" if detail else ""

@@ -37,7 +37,12 @@ class TokenSecret:
     def with_refreshed_key(self, api_key: str, refresh_token: str, valid_until: int) -> str:
         """The JSON to store for a refreshed key, in the same shape as this one."""
         document = dict(self.document)
-        document[self.key_field] = api_key
+        # A secret written for old and new readers alike holds the same key under several
+        # names: every name that held this key gets the new one, so no reader is left behind.
+        for name in KEY_FIELDS:
+            held = document.get(name)
+            if name == self.key_field or (isinstance(held, str) and held.strip() == self.api_key):
+                document[name] = api_key
         document[REFRESH_TOKEN_FIELD] = refresh_token
         document[VALID_UNTIL_FIELD] = _same_type(self.document.get(VALID_UNTIL_FIELD), valid_until)
         return json.dumps(document)

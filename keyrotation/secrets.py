@@ -88,8 +88,11 @@ def rotation_token(arn: str, from_version_id: str) -> str:
 def list_opted_in_secrets(client: Any, tag_key: str) -> Iterator[SecretState]:
     """Every secret carrying exactly `tag_key`, across all pages, planned deletions left out.
 
-    The `tag-key` filter is a prefix match, so the exact key is checked again here.
+    The `tag-key` filter is a prefix match, so the exact key is checked again here. Replicas of
+    secrets whose primary is in another region are left out: they are read-only here, and the
+    stack in the primary's region rotates them.
     """
+    region = getattr(getattr(client, "meta", None), "region_name", None)
     paginator = client.get_paginator("list_secrets")
     pages = paginator.paginate(
         Filters=[{"Key": "tag-key", "Values": [tag_key]}],
@@ -100,6 +103,9 @@ def list_opted_in_secrets(client: Any, tag_key: str) -> Iterator[SecretState]:
         for page in pages:
             for entry in page.get("SecretList", []):
                 state = _state(entry, "SecretVersionsToStages")
+                primary = entry.get("PrimaryRegion")
+                if primary and region and primary != region:
+                    continue
                 if state.has_tag(tag_key) and not state.scheduled_for_deletion:
                     yield state
     except ClientError as error:

@@ -134,8 +134,28 @@ def test_status_blanks_secret_material_out_of_server_details() -> None:
 
 
 def test_status_keeps_details_short() -> None:
-    _, detail = momento_auth._status(FailedCall(grpc.StatusCode.INTERNAL, "x" * 1000))
+    _, detail = momento_auth._status(FailedCall(grpc.StatusCode.INTERNAL, "too busy " * 200))
     assert len(detail) == momento_auth.DETAIL_LIMIT + len(" ()")
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0ZWFtLWEiLCJleHAiOjE4MDB9.c2lnbmF0dXJlLWJ5dGVz",
+        "dGhpcyBpcyBhIGxvbmcgYmFzZTY0IHRva2VuIGVjaG9lZCBiYWNr",
+    ],
+    ids=["a-jwt-echoed-back", "a-long-base64-token"],
+)
+def test_status_blanks_anything_shaped_like_a_credential(echo: str) -> None:
+    # GIVEN a server whose error detail echoes a token this client did not send verbatim
+    error = FailedCall(grpc.StatusCode.INVALID_ARGUMENT, f"bad token {echo} rejected")
+
+    # WHEN the detail is prepared for an exception message
+    _, detail = momento_auth._status(error, "something-else")
+
+    # THEN the token is gone and the rest of the sentence stays readable
+    assert echo not in detail
+    assert detail == " (bad token <redacted> rejected)"
 
 
 def test_status_of_an_error_that_is_not_a_call_is_unknown() -> None:

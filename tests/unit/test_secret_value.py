@@ -194,3 +194,26 @@ def test_token_secret_repr_shows_neither_key_nor_token() -> None:
     assert SECRET in shown
     assert KEY_TEXT not in shown
     assert TOKEN_TEXT not in shown
+
+
+def test_with_refreshed_key_updates_every_field_that_held_the_same_key() -> None:
+    # GIVEN a secret written for old and new readers: the same key under apiKey and authToken,
+    # and an unrelated apiToken
+    document = {
+        "apiKey": "old-key",
+        "authToken": "old-key",
+        "apiToken": "other",
+        "refreshToken": "rt",
+        "validUntil": "100",
+    }
+    secret = secret_value.parse_secret("s", json.dumps(document))
+
+    # WHEN the refreshed key is written back
+    written = json.loads(secret.with_refreshed_key("new-key", "new-rt", 200))
+
+    # THEN both readers get the new key, and the unrelated field is left alone
+    assert (written["apiKey"], written["authToken"], written["apiToken"]) == (
+        "new-key",
+        "new-key",
+        "other",
+    )

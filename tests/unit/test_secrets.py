@@ -156,3 +156,52 @@ def test_promote_then_remove_pending_leaves_native_rotation_labels(sm) -> None:
 
     # THEN the labels are those a finished native rotation leaves
     assert sm.labels(arn) == {"new": ["AWSCURRENT"], old: ["AWSPREVIOUS"]}
+
+
+class _ReplicaListing:
+    """A client whose listing holds a local secret and a replica of another region's secret."""
+
+    class meta:  # noqa: N801 - mirrors boto3's client.meta
+        region_name = "eu-west-1"
+
+    def get_paginator(self, operation: str) -> _ReplicaListing:
+        return self
+
+    def paginate(self, **kwargs: object) -> list[dict[str, object]]:
+        tag = [{"Key": "momento-token", "Value": "yes"}]
+        stages = {"v-1": ["AWSCURRENT"]}
+        return [
+            {
+                "SecretList": [
+                    {
+                        "ARN": "arn:local",
+                        "Name": "local",
+                        "Tags": tag,
+                        "SecretVersionsToStages": stages,
+                    },
+                    {
+                        "ARN": "arn:replica",
+                        "Name": "replica",
+                        "Tags": tag,
+                        "SecretVersionsToStages": stages,
+                        "PrimaryRegion": "us-east-1",
+                    },
+                    {
+                        "ARN": "arn:primary-here",
+                        "Name": "primary",
+                        "Tags": tag,
+                        "SecretVersionsToStages": stages,
+                        "PrimaryRegion": "eu-west-1",
+                    },
+                ]
+            }
+        ]
+
+
+def test_list_opted_in_secrets_leaves_out_replicas_of_other_regions() -> None:
+    # GIVEN a region holding its own secrets and a read-only replica of another region's
+    # WHEN the opted-in secrets are listed
+    listed = list(secrets.list_opted_in_secrets(_ReplicaListing(), "momento-token"))
+
+    # THEN the replica is left to the stack in its primary's region
+    assert [state.arn for state in listed] == ["arn:local", "arn:primary-here"]
