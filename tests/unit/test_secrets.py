@@ -161,7 +161,7 @@ def test_promote_then_remove_pending_leaves_native_rotation_labels(sm) -> None:
 class _ReplicaListing:
     """A client whose listing holds a local secret and a replica of another region's secret."""
 
-    class meta:  # noqa: N801 - mirrors boto3's client.meta
+    class meta:  # mirrors boto3's client.meta
         region_name = "eu-west-1"
 
     def get_paginator(self, operation: str) -> _ReplicaListing:
