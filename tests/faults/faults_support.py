@@ -28,6 +28,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,13 +197,15 @@ class LogCapture(logging.Handler):
 class World:
     """One scenario's emulator state, queues, clients, seeded secrets and observations."""
 
-    def __init__(self, emulator: AwsEmulator, standin: MomentoStandIn) -> None:
+    def __init__(
+        self, emulator: AwsEmulator, standin: MomentoStandIn, queues: Queues | None = None
+    ) -> None:
         self.emulator = emulator
         self.standin = standin
         self.config = StackConfig.from_cdk_json(ROOT / "cdk.json")
         self.sm = self.client("secretsmanager")
         self.sqs = self.client("sqs")
-        self.queues: Queues = provision_queues(
+        self.queues: Queues = queues or provision_queues(
             self.sqs, self.config, visibility_timeout_seconds=QUEUE_VISIBILITY_SECONDS
         )
         self.grants_before = len(standin.grants)
@@ -297,6 +300,30 @@ class World:
         self.seeded[name] = seeded
         self.rebaseline(name)
         return seeded
+
+    def opted_in_many(self, prefix: str, count: int, threads: int = 8) -> list[Seeded]:
+        """`count` due secrets, created from a thread pool (moto serves them one at a time).
+
+        The baseline of a secret just created is known from the answer, so none is read back.
+        """
+        keys = [self.mint() for _ in range(count)]
+        tags = {TAG: "yes"}
+
+        def create(index: int) -> Seeded:
+            name, value = f"{prefix}-{index:05d}", json.dumps(keys[index].as_token_file())
+            answer = self.sm.create_secret(
+                Name=name, SecretString=value, Tags=[{"Key": TAG, "Value": "yes"}]
+            )
+            version = str(answer["VersionId"])
+            arn = str(answer["ARN"])
+            self.baselines[name] = SecretView(
+                arn, {version: (CURRENT,)}, dict(tags), version, value, False
+            )
+            self.seeded[name] = Seeded(name, arn, value, keys[index])
+            return self.seeded[name]
+
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(create, range(count)))
 
     def rebaseline(self, name: str) -> None:
         """Take the secret's state now as the one to judge by (after the test changed it)."""
@@ -446,8 +473,9 @@ def _attributes(message: dict[str, Any]) -> dict[str, str]:
 # -- the verdict ------------------------------------------------------------------------------
 
 
-def check_invariants(world: World, *, lost_grants: int = 0) -> None:
-    """Fail with every broken promise, each as a sentence naming the secret.
+def check_invariants(world: World, *, lost_grants: int = 0) -> dict[str, SecretView | None]:
+    """Fail with every broken promise, each as a sentence naming the secret; else return the
+    state of every seeded secret (None: deleted for good).
 
     `lost_grants` is how many refreshes the scenario expects to be granted and never stored:
     zero everywhere except where no design can avoid it (a process dying between Momento's
@@ -455,12 +483,14 @@ def check_invariants(world: World, *, lost_grants: int = 0) -> None:
     """
     problems: list[str] = []
     letters = world.dead_letters()
-    views = {name: world.view(name) for name in world.seeded}
+    with ThreadPoolExecutor(8) as pool:
+        views = dict(zip(world.seeded, pool.map(world.view, list(world.seeded)), strict=True))
     problems += _check_secrets(world, views, letters)
     problems += _check_letters(world, letters)
     problems += _check_grants(world, views, lost_grants)
     problems += _check_no_secret_material(world, views, letters)
     assert not problems, "broken promises:\n  " + "\n  ".join(problems)
+    return views
 
 
 def _check_secrets(
