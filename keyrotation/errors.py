@@ -10,7 +10,8 @@
         ├── NotRefreshable      the key has no refresh protocol (v2 key, disposable, no token)
         ├── KeyExpired          the key's validUntil has passed; only a person can mint a new one
         ├── RefreshRejected     Momento refused the refresh (bad key, used token, ...)
-        └── VerificationFailed  Momento did not accept the freshly refreshed key
+        ├── VerificationFailed  Momento did not accept the freshly refreshed key
+        └── VersionIdsTaken     every version id of the rotation is held by a leftover version
 
 Messages name the secret and the problem, never a key, refresh token or secret value. Every
 class carries a short machine-readable `reason` used in logs, metrics and dead-letter messages.
@@ -29,6 +30,10 @@ class RotationError(Exception):
         super().__init__(f"{secret_id}: {detail}")
         self.secret_id = secret_id
         self.detail = detail
+        # Filled in by the rotator on the way out: the version the rotation started from, and
+        # the seconds its key had left (None: never expires, or not known).
+        self.version_id: str | None = None
+        self.seconds_left: int | None = None
 
 
 class TransientError(RotationError):
@@ -90,3 +95,9 @@ class VerificationFailed(PermanentError):
     """Raised when Momento refused to authenticate the newly stored key."""
 
     reason = "verification-failed"
+
+
+class VersionIdsTaken(PermanentError):
+    """Raised when leftover versions hold every version id a rotation may store its key under."""
+
+    reason = "version-ids-taken"

@@ -21,13 +21,22 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from keyrotation import telemetry
-from keyrotation.errors import AwsUnavailable, PermanentError, RotationError, TransientError
+from keyrotation.errors import (
+    AwsUnavailable,
+    NotEnoughTime,
+    PermanentError,
+    RotationError,
+    TransientError,
+)
 from keyrotation.messages import RotationRequest, parse_body
 from keyrotation.rotation import Outcome, RotationResult, Rotator
 from keyrotation.settings import Settings
 from keyrotation.state_tags import utc_stamp
 
 logger = Logger(child=True)
+
+NOT_ENOUGH_TIME_RETRY_SECONDS = 5
+MIN_DEADLINE_RETRY_SECONDS = 30
 
 OUTCOME_METRICS = {
     Outcome.ROTATED: telemetry.ROTATION_SUCCEEDED,
@@ -97,6 +106,14 @@ class RecordProcessor:
             if self._on_transient(record, request, transient):
                 raise transient from None
             return
+        except Exception as error:
+            # A fault of no known kind (a bug, a malformed AWS answer): say so once, without the
+            # message, which could hold data, and let SQS retry it until it is dead-lettered.
+            logger.error(
+                "rotation crashed",
+                extra={"secret_arn": request.secret_id, "error": type(error).__name__},
+            )
+            raise
         self.report(result)
 
     def report(self, result: RotationResult) -> None:
@@ -121,7 +138,7 @@ class RecordProcessor:
             "rotation failed permanently",
             extra={"secret_arn": request.secret_id, "reason": error.reason, "detail": str(error)},
         )
-        self._rotator.record_failure(request.secret_id, error.reason)
+        self._rotator.record_failure(request.secret_id, error.reason, error.version_id)
         self._dead_letter(record, request, error.reason, str(error))
 
     def _on_transient(
@@ -130,7 +147,7 @@ class RecordProcessor:
         """Dead-letter or back off; True when SQS should deliver the record again."""
         self._metric(telemetry.ROTATION_FAILED_TRANSIENT)
         attempt = record.receive_count
-        seconds_left = getattr(error, "seconds_left", None)
+        seconds_left = error.seconds_left
         if seconds_left is None and request.valid_until:
             # The rotator failed before it could read the secret: trust the scanner's expiry.
             seconds_left = int(request.valid_until - self._clock())
@@ -144,17 +161,24 @@ class RecordProcessor:
             "retry_budget_seconds": budget,
         }
 
-        if seconds_left is not None and seconds_left < budget:
-            self._metric(telemetry.ROTATION_DEADLINE_AT_RISK)
-            logger.error("key may expire before its retries finish: escalating", extra=facts)
-            self._dead_letter(record, request, "deadline-at-risk", f"{error} (attempt {attempt})")
-            return False
+        if isinstance(error, NotEnoughTime):
+            # Not a fault of the secret: the record came late in a long batch. Try again soon.
+            logger.info("rotation postponed: the invocation is nearly out of time", extra=facts)
+            self._back_off(record, NOT_ENOUGH_TIME_RETRY_SECONDS)
+            return True
         if attempt >= self._settings.max_receive_count:
             logger.error("rotation retries exhausted", extra=facts)
             self._dead_letter(record, request, "retries-exhausted", f"{error} (attempt {attempt})")
             return False
 
         delay = self._settings.backoff_seconds(attempt)
+        if seconds_left is not None and seconds_left < budget:
+            # Escalate now (metric, alarm, a DLQ entry with its own reason) rather than after
+            # the key has expired, and keep retrying on a schedule that fits before expiry.
+            self._metric(telemetry.ROTATION_DEADLINE_AT_RISK)
+            logger.error("key may expire before its retries finish: escalating", extra=facts)
+            self._dead_letter(record, request, "deadline-at-risk", f"{error} (attempt {attempt})")
+            delay = min(delay, max(MIN_DEADLINE_RETRY_SECONDS, max(seconds_left, 0) // 4))
         logger.warning("rotation failed, will retry", extra={**facts, "retry_in_seconds": delay})
         self._back_off(record, delay)
         return True
@@ -215,5 +239,5 @@ class RecordProcessor:
 def _unknown(error: RotationError) -> TransientError:
     """A failure of no known kind is retried: SQS dead-letters it if it keeps happening."""
     transient = AwsUnavailable(error.secret_id, error.detail)
-    transient.seconds_left = getattr(error, "seconds_left", None)  # type: ignore[attr-defined]
+    transient.seconds_left, transient.version_id = error.seconds_left, error.version_id
     return transient

@@ -35,6 +35,7 @@ from keyrotation.errors import (
     RotationError,
     TransientError,
     VerificationFailed,
+    VersionIdsTaken,
 )
 from keyrotation.key_format import REFRESHABLE_FORMATS, KeyFormat, KeyInfo, inspect_key
 from keyrotation.messages import RotationRequest
@@ -120,6 +121,17 @@ class Rotator:
             state = secrets.describe(self._sm, request.secret_id)
         except SecretGone as gone:
             return RotationResult(request.secret_id, Outcome.SKIPPED, gone.detail)
+        except secrets.AwsCallFailed as refused:
+            if refused.code != "AccessDeniedException":
+                raise
+            # The rotator may describe only opted-in secrets: on AWS, a secret untagged (or
+            # deleted) since the scan answers AccessDenied. A rotator that sees this for every
+            # secret is misconfigured: RotationSkipped in three scans running raises an alarm.
+            detail = "the rotator may not read it: not opted in, or gone (AccessDenied)"
+            logger.warning(
+                "skipping a secret", extra={"secret_arn": request.secret_id, "detail": detail}
+            )
+            return RotationResult(request.secret_id, Outcome.SKIPPED, detail)
         if not state.has_tag(self._settings.tag_key):
             detail = f"the secret does not carry the tag {self._settings.tag_key}"
             return RotationResult(state.arn, Outcome.SKIPPED, detail)
@@ -129,11 +141,12 @@ class Rotator:
             raise MalformedSecret(state.name, "the secret has no AWSCURRENT version")
         try:
             return self._rotate_from(request, state, current_id, remaining_seconds)
-        except TransientError as error:
+        except RotationError as error:
+            error.version_id = error.version_id or current_id
             # Every retry is judged against the key's deadline, even one that failed before
             # the key was read (a throttled read, a failed check while resuming).
-            if getattr(error, "seconds_left", None) is None:
-                error.seconds_left = self._seconds_left(state, current_id)  # type: ignore[attr-defined]
+            if isinstance(error, TransientError) and error.seconds_left is None:
+                error.seconds_left = self._seconds_left(state, current_id)
             raise
 
     def _rotate_from(
@@ -143,11 +156,11 @@ class Rotator:
         current_id: str,
         remaining_seconds: Callable[[], float],
     ) -> RotationResult:
-        token = secrets.rotation_token(state.arn, current_id)
+        tokens = secrets.rotation_tokens(state.arn, current_id)
 
         pending_id = state.pending_version_id
-        if pending_id == token:
-            return self._resume(state, current_id, token, remaining_seconds)
+        if pending_id in tokens:
+            return self._resume(state, current_id, pending_id, remaining_seconds)
         if pending_id is not None:
             # Ours and already promoted (a stop before the label came off), or another tool's.
             logger.warning(
@@ -161,20 +174,23 @@ class Rotator:
             current.secret.valid_until, current.key.lifetime_seconds, self._settings, self._clock()
         )
         try:
-            return self._rotate_if_due(request, current, token, assessment, remaining_seconds)
+            return self._rotate_if_due(request, current, tokens, assessment, remaining_seconds)
         except TransientError as error:
-            error.seconds_left = assessment.seconds_left  # type: ignore[attr-defined]
+            error.seconds_left = assessment.seconds_left
             raise
 
-    def record_failure(self, secret_id: str, reason: str) -> None:
-        """Tag the secret's current version as failing, so scans stop re-enqueuing it.
+    def record_failure(self, secret_id: str, reason: str, version_id: str | None = None) -> None:
+        """Tag the version that failed, so scans stop re-enqueuing it until the value changes.
 
-        Best effort: a failure to tag is logged and swallowed, the dead-letter entry is what
-        counts.
+        Only while `version_id` still holds AWSCURRENT: a version a sibling promoted meanwhile
+        is healthy and must not be marked. Best effort: a failure to tag is logged and
+        swallowed, the dead-letter entry is what counts.
         """
         try:
             state = secrets.describe(self._sm, secret_id)
             if state.current_version_id is None or not state.has_tag(self._settings.tag_key):
+                return
+            if version_id is not None and state.current_version_id != version_id:
                 return
             record = state_tags.FailureRecord(
                 reason, state.current_version_id, state_tags.utc_stamp(self._clock())
@@ -183,7 +199,7 @@ class Rotator:
         except RotationError as error:
             logger.warning(
                 "could not record the failure on the secret",
-                extra={"secret_id": secret_id, "error_reason": error.reason},
+                extra={"secret_arn": secret_id, "error_reason": error.reason},
             )
 
     # The steps -----------------------------------------------------------------------------
@@ -192,7 +208,7 @@ class Rotator:
         self,
         request: RotationRequest,
         current: _Current,
-        token: str,
+        tokens: list[str],
         assessment: Assessment,
         remaining_seconds: Callable[[], float],
     ) -> RotationResult:
@@ -218,6 +234,8 @@ class Rotator:
 
         refresh_token = self._refreshable(current)
         if assessment.seconds_left is not None and assessment.seconds_left <= 0:
+            # Recorded first, so the scanner reports it as expired from now on.
+            self._record_expiry(current.state, current.version_id, current.secret, current.key)
             raise KeyExpired(
                 current.state.name, "the key has expired and can no longer be refreshed"
             )
@@ -227,7 +245,7 @@ class Rotator:
         try:
             refreshed = self._momento.refresh(current.state.name, current.key, refresh_token)
         except RefreshRejected:
-            if self._sibling_rotated(arn, current.version_id, token):
+            if self._sibling_rotated(arn, current.version_id, tokens):
                 return RotationResult(arn, Outcome.SUPERSEDED, "another rotation refreshed it")
             raise
         self._on_step("after-refresh")
@@ -235,9 +253,10 @@ class Rotator:
         new_value = current.secret.with_refreshed_key(
             refreshed.stored_key, refreshed.refresh_token, refreshed.valid_until
         )
-        try:
-            new_id = self._store(arn, token, new_value, remaining_seconds)
-        except VersionConflict:
+        new_id = self._store(
+            current.state, current.version_id, tokens, new_value, remaining_seconds
+        )
+        if new_id is None:
             return RotationResult(arn, Outcome.SUPERSEDED, "another rotation stored a new key")
         self._on_step("after-store")
 
@@ -283,10 +302,12 @@ class Rotator:
     ) -> RotationResult:
         try:
             self._momento.verify(state.name, new_key)
-        except VerificationFailed:
-            # Leave the unusable version unlabelled (Secrets Manager prunes it) and AWSCURRENT
-            # exactly as it was.
+        except VerificationFailed as error:
+            # Leave AWSCURRENT exactly as it was and the refused key unlabelled, where a person
+            # can still find it (its refresh token is the only live one now).
             secrets.remove_pending(self._sm, state.arn, new_id)
+            error.detail += f"; the refreshed key is kept, unlabelled, in version {new_id}"
+            error.args = (f"{error.secret_id}: {error.detail}",)
             raise
         self._on_step("after-verify")
 
@@ -343,9 +364,38 @@ class Rotator:
         return RotationResult(state.arn, outcome, "new key stored and current", new_id, valid_until)
 
     def _store(
-        self, arn: str, token: str, value: str, remaining_seconds: Callable[[], float]
-    ) -> str:
-        """Write the refreshed key, retrying throttles with the same token while time allows.
+        self,
+        state: SecretState,
+        started_from: str,
+        tokens: list[str],
+        value: str,
+        remaining_seconds: Callable[[], float],
+    ) -> str | None:
+        """Write the refreshed key as AWSPENDING; None when a sibling rotation got there first.
+
+        A version id already taken is a sibling's work only if it holds AWSPENDING or
+        AWSCURRENT has moved on; a leftover (a refused key, a rolled-back version) makes the
+        rotation move on to its next id instead of throwing the granted key away.
+        """
+        for token in tokens:
+            try:
+                return self._put(state.arn, token, value, remaining_seconds)
+            except VersionConflict:
+                fresh = secrets.describe(self._sm, state.arn)
+                if fresh.current_version_id != started_from or fresh.pending_version_id in tokens:
+                    return None
+                logger.warning(
+                    "a leftover version holds this rotation's id; using the next one",
+                    extra={"secret_arn": state.arn, "version_id": token},
+                )
+        raise VersionIdsTaken(
+            state.name,
+            f"all {len(tokens)} version ids of this rotation are taken by leftover versions; "
+            "the refreshed key could not be stored",
+        )
+
+    def _put(self, arn: str, token: str, value: str, remaining_seconds: Callable[[], float]) -> str:
+        """Write once, retrying throttles with the same token while time allows.
 
         The key was granted already, so giving up early would drop it; the same token makes
         each retry idempotent.
@@ -380,6 +430,7 @@ class Rotator:
             hint = _NOT_REFRESHABLE_HINTS[current.key.format]
             raise NotRefreshable(name, f"a {current.key.format} key cannot be refreshed: {hint}")
         if current.secret.refresh_token is None:
+            self._record_expiry(current.state, current.version_id, current.secret, current.key)
             raise NotRefreshable(name, "the secret has no refreshToken; download a new key")
         return current.secret.refresh_token
 
@@ -406,7 +457,7 @@ class Rotator:
                 return None
         return None if valid_until == 0 else int(valid_until - self._clock())
 
-    def _sibling_rotated(self, arn: str, started_from: str, token: str) -> bool:
+    def _sibling_rotated(self, arn: str, started_from: str, tokens: list[str]) -> bool:
         """After a refusal: did another rotation of this secret get there first?
 
         A sibling that won the refresh a moment ago may not have stored its key yet, so the
@@ -416,7 +467,7 @@ class Rotator:
             if look:
                 self._sleep(SIBLING_PAUSE_SECONDS)
             fresh = secrets.describe(self._sm, arn)
-            if fresh.current_version_id != started_from or fresh.pending_version_id == token:
+            if fresh.current_version_id != started_from or fresh.pending_version_id in tokens:
                 return True
         return False
 
@@ -428,7 +479,7 @@ def _tags_unwritten(state: SecretState, version_id: str) -> bool:
     previous = next(
         (v for v, stages in state.versions_to_stages.items() if "AWSPREVIOUS" in stages), None
     )
-    if previous is None or secrets.rotation_token(state.arn, previous) != version_id:
+    if previous is None or version_id not in secrets.rotation_tokens(state.arn, previous):
         return False
     record = state_tags.parse_expiry(state.tags.get(state_tags.EXPIRY_TAG))
     return record is None or record.version_id != version_id

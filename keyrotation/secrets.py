@@ -80,9 +80,21 @@ class SecretState:
         return next((v for v, stages in self.versions_to_stages.items() if stage in stages), None)
 
 
-def rotation_token(arn: str, from_version_id: str) -> str:
+# A version id can be left taken without being any rotation's work in progress: a key that
+# failed verification stays in an unlabelled version, and an operator may roll AWSCURRENT back
+# to a version this tool already rotated away from. The rotation then moves on to the next id.
+TOKENS_PER_VERSION = 4
+
+
+def rotation_token(arn: str, from_version_id: str, attempt: int = 0) -> str:
     """The ClientRequestToken (and so the version id) of the rotation away from a version."""
-    return str(uuid.uuid5(_TOKEN_NAMESPACE, f"{arn}\n{from_version_id}"))
+    material = f"{arn}\n{from_version_id}" + (f"\n{attempt}" if attempt else "")
+    return str(uuid.uuid5(_TOKEN_NAMESPACE, material))
+
+
+def rotation_tokens(arn: str, from_version_id: str) -> list[str]:
+    """Every version id a rotation away from `from_version_id` may use, in order."""
+    return [rotation_token(arn, from_version_id, n) for n in range(TOKENS_PER_VERSION)]
 
 
 def list_opted_in_secrets(client: Any, tag_key: str) -> Iterator[SecretState]:

@@ -1,7 +1,10 @@
 """A transient failure when the key would expire before the retries finish: escalate at once.
 
-These scenarios keep the deployed back-off (60 s doubling, five receives: 900 s of retries)
-and give the key ten minutes to live, so waiting out the retries would let it expire.
+Escalating means a DLQ entry with its own reason and the metric behind the alarm at the first
+such failure, while the rotation goes on being retried on a schedule that fits before expiry.
+The back-off is scaled down (4 s doubling, five receives: 60 s of retries) and the key given
+45 s to live, so waiting out the retries would let it expire; the time-to-spare scenario keeps
+the deployed shape (60 s doubling).
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ pytestmark = [
 ]
 
 DEPLOYED_BACKOFF = {"BACKOFF_BASE_SECONDS": "60"}
-RETRY_BUDGET = 60 + 120 + 240 + 480
-SECONDS_LEFT = 600
+SCALED_BACKOFF = {"BACKOFF_BASE_SECONDS": "4"}
+RETRY_BUDGET = 4 + 8 + 16 + 32
+SECONDS_LEFT = 45
 
 
 def _key_expiring_in(world: World, seconds: int) -> IssuedKey:
@@ -100,7 +104,7 @@ FAILURES = {
 def test_rotator_escalates_a_transient_failure_when_the_key_would_expire_during_its_retries(
     world: World, real_handler: Callable[..., Any], failure: str
 ) -> None:
-    # GIVEN a due key with ten minutes left, less than the 900 s the retries would take
+    # GIVEN a due key with 45 s left, less than the 60 s the retries would take
     key = _key_expiring_in(world, SECONDS_LEFT)
     secret = world.opted_in(f"app/{failure}", key)
     assert SECONDS_LEFT < RETRY_BUDGET
@@ -110,32 +114,32 @@ def test_rotator_escalates_a_transient_failure_when_the_key_would_expire_during_
     world.emulator.clear_call_counts()
 
     # WHEN the rotator takes the request
-    reports = world.drain(real_handler(**DEPLOYED_BACKOFF))
+    report = world.deliver(real_handler(**SCALED_BACKOFF))
 
-    # THEN it was dead-lettered at the first attempt as deadline-at-risk, naming the secret
-    assert sum(report.received for report in reports) == 1
+    # THEN it is escalated at the first attempt: a DLQ entry naming the secret and the reason
+    assert report.failed == 1
     (letter,) = world.dead_letters()
     assert (letter.reason, letter.secret_arn) == ("deadline-at-risk", secret.arn)
     assert secret.name in letter.detail
-    assert world.call_counts().get("sqs.ChangeMessageVisibility") is None
     # AND the RotationDeadlineAtRisk metric is in the function's EMF output
     assert "RotationDeadlineAtRisk" in _emf_metrics(world.stdout())
     (escalation,) = world.logs.with_message("key may expire before its retries finish: escalating")
     assert escalation["seconds_left"] <= SECONDS_LEFT
-    check_invariants(world)
+    # AND the rotation itself is still retried, within a quarter of the time left
+    (retry,) = world.logs.with_message("rotation failed, will retry")
+    assert retry["retry_in_seconds"] <= max(30, SECONDS_LEFT // 4)
+    assert world.call_counts().get("sqs.ChangeMessageVisibility") == 1
+    assert world.rotation_depth() == (0, 1)
 
-    # WHEN the failure clears and the next scan runs
+    # WHEN the failure clears before the retry comes round
     world.emulator.clear_faults()
     world.standin.clear_faults()
-    refreshes = len(world.grants)
-    world.scan()
-    world.drain(real_handler(**DEPLOYED_BACKOFF))
+    world.drain(real_handler(**SCALED_BACKOFF))
 
-    # THEN the escalated rotation still completes (a stored key is promoted, not refreshed
-    # again), and the DLQ entry stays for the person it alerted
+    # THEN the rotation completes on its own retry (a stored key is promoted, not refreshed
+    # again), before the key expires, and the DLQ entry stays for the person it alerted
     (grant,) = world.grants
     assert world.current_document(secret.name)["apiKey"] == grant.new_key.stored_key
-    assert len(world.grants) == max(refreshes, 1)
     assert world.dead_letter_count() == 1
     check_invariants(world)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from keyrotation import state_tags, telemetry
-from keyrotation.errors import AwsUnavailable, MomentoUnavailable
+from keyrotation import processing, state_tags, telemetry
+from keyrotation.errors import AwsUnavailable, MomentoUnavailable, NotEnoughTime
 from keyrotation.messages import RotationRequest
 from keyrotation.processing import QueueRecord, RecordProcessor
 from keyrotation.rotation import Rotator
@@ -128,11 +128,38 @@ def test_handle_escalates_a_transient_failure_when_the_key_expires_before_the_re
     momento.refresh_error = MomentoUnavailable(NAME, "DEADLINE_EXCEEDED")
 
     # WHEN its record is handled
-    _handle(processor, _record(arn, attempt=attempt))
+    with pytest.raises(MomentoUnavailable):
+        _handle(processor, _record(arn, attempt=attempt))
 
-    # THEN it is dead-lettered at once as deadline-at-risk, and counted as such
+    # THEN it is escalated at once (a DLQ entry of its own reason, and the metric behind the
+    # alarm), and still retried, never later than a quarter of the time left
     assert [_attributes(message)["reason"] for message in sqs.sent] == ["deadline-at-risk"]
     assert telemetry.ROTATION_DEADLINE_AT_RISK in metrics
+    [(_, _, delay)] = sqs.visibility
+    assert delay == min(settings_backoff(attempt), max(30, seconds_left // 4))
+
+
+def settings_backoff(attempt: int) -> int:
+    from keyrotation.settings import Settings
+
+    return Settings().backoff_seconds(attempt)
+
+
+def test_handle_postpones_a_record_the_invocation_has_no_time_left_for(
+    processor, sm, sqs, keys, metrics
+):
+    # GIVEN a due secret, handled with almost no time left in the invocation
+    arn = sm.create(NAME, keys.due_v1_secret(days_left=0.02))
+
+    # WHEN its record is handled
+    with pytest.raises(NotEnoughTime):
+        processor.handle(_record(arn, attempt=1), remaining_seconds=lambda: 1.0)
+
+    # THEN it is retried within seconds, neither escalated nor dead-lettered
+    assert sqs.sent == []
+    assert telemetry.ROTATION_DEADLINE_AT_RISK not in metrics
+    [(_, _, delay)] = sqs.visibility
+    assert delay <= 10
 
 
 @pytest.mark.parametrize(
@@ -234,3 +261,24 @@ def test_queue_record_from_lambda_reads_the_parts_it_uses() -> None:
         }
     )
     assert record == QueueRecord(MESSAGE_ID, "{}", 3, "receipt-9", "group-1")
+
+
+def test_handle_logs_a_crash_of_no_known_kind_once_without_its_message(
+    processor, sm, momento, keys, monkeypatch
+):
+    # GIVEN a rotation that fails with an exception this tool does not know, whose message
+    # happens to carry data
+    arn = sm.create(NAME, keys.due_v1_secret(days_left=2))
+    momento.refresh_error = ValueError("unexpected answer holding rt-secret-material")
+    errors: list[tuple[str, dict]] = []
+    monkeypatch.setattr(
+        processing.logger, "error", lambda message, extra: errors.append((message, extra))
+    )
+
+    # WHEN its record is handled
+    with pytest.raises(ValueError):
+        _handle(processor, _record(arn))
+
+    # THEN one error line names the secret and the exception type, never its message, and the
+    # record is left for SQS to retry
+    assert errors == [("rotation crashed", {"secret_arn": arn, "error": "ValueError"})]

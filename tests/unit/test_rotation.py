@@ -580,3 +580,95 @@ def test_rotation_result_as_dict_names_identifiers_only(sm, rotator, keys):
     result = rotator.rotate(_due(arn)).as_dict()
     assert set(result) == {"secretId", "outcome", "detail", "versionId", "validUntil"}
     assert result["outcome"] == "rotated"
+
+
+def _leave_unlabelled_version(sm, arn: str, version_id: str) -> None:
+    """A version holding a value and no label, as a refused key or a rolled-back id leaves."""
+    sm.put_secret_value(
+        SecretId=arn,
+        ClientRequestToken=version_id,
+        SecretString='{"apiKey": "a leftover"}',
+        VersionStages=["AWSPENDING"],
+    )
+    sm.update_secret_version_stage(
+        SecretId=arn, VersionStage="AWSPENDING", RemoveFromVersionId=version_id
+    )
+
+
+def test_rotate_moves_past_a_leftover_version_that_holds_its_id(sm, momento, rotator, keys):
+    # GIVEN a due secret whose rotation id is already taken by an unlabelled leftover version
+    arn = sm.create(NAME, keys.due_v1_secret(days_left=2))
+    current = sm.version_with(arn, "AWSCURRENT")
+    first, second = secrets.rotation_tokens(arn, current)[:2]
+    _leave_unlabelled_version(sm, arn, first)
+
+    # WHEN it is rotated
+    result = rotator.rotate(_due(arn))
+
+    # THEN the granted key is stored under the next id and promoted, not thrown away
+    assert (result.outcome, result.version_id) == (Outcome.ROTATED, second)
+    assert sm.version_with(arn, "AWSCURRENT") == second
+    assert len(momento.refreshes) == 1
+
+
+def test_rotate_resumes_a_rotation_stored_under_a_later_id(sm, momento, keys, make_rotator):
+    # GIVEN a rotation that moved past a leftover id and stopped after storing its key
+    arn = sm.create(NAME, keys.due_v1_secret(days_left=2))
+    first = secrets.rotation_tokens(arn, sm.version_with(arn, "AWSCURRENT"))[0]
+    _leave_unlabelled_version(sm, arn, first)
+
+    def stop_after_store(step: str) -> None:
+        if step == "after-store":
+            raise Stop
+
+    with pytest.raises(Stop):
+        make_rotator(on_step=stop_after_store).rotate(_due(arn))
+
+    # WHEN the next delivery arrives
+    result = make_rotator().rotate(_due(arn))
+
+    # THEN it finishes that rotation without a second refresh
+    assert result.outcome is Outcome.RESUMED
+    assert len(momento.refreshes) == 1
+
+
+def test_rotate_skips_a_secret_the_rotator_is_not_allowed_to_describe(sm, momento, rotator, keys):
+    # GIVEN a secret that, on AWS, answers AccessDenied: untagged since the scan, or gone
+    arn = sm.create(NAME, keys.due_v1_secret(days_left=2))
+    sm.fail("describe_secret", "AccessDeniedException")
+
+    # WHEN it is rotated
+    result = rotator.rotate(_due(arn))
+
+    # THEN it is skipped, not dead-lettered, and nothing is written
+    assert result.outcome is Outcome.SKIPPED
+    assert "AccessDenied" in result.detail
+    assert sm.writes == []
+
+
+def test_record_failure_leaves_a_version_promoted_meanwhile_unmarked(sm, rotator, keys):
+    # GIVEN a rotation that failed on one version while a sibling promoted the next
+    arn = sm.create(NAME, keys.due_v1_secret(days_left=2))
+    failed_version = sm.version_with(arn, "AWSCURRENT")
+    sm.put_secret_value(SecretId=arn, ClientRequestToken="v-new", SecretString="{}")
+
+    # WHEN the failure is recorded for the version it happened on
+    rotator.record_failure(arn, "refresh-rejected", failed_version)
+
+    # THEN the healthy current version is not tagged as failing
+    assert state_tags.FAILURE_TAG not in sm.tags_of(arn)
+
+
+def test_rotate_records_the_expiry_of_a_key_found_expired(sm, momento, rotator, keys, now):
+    # GIVEN an opted-in secret whose key expired an hour ago
+    arn = sm.create(NAME, keys.due_v1_secret(days_left=-1 / 24))
+
+    # WHEN it is rotated
+    with pytest.raises(KeyExpired):
+        rotator.rotate(_due(arn))
+
+    # THEN the expiry is recorded first, so every later scan reports the key as expired
+    record = state_tags.parse_expiry(sm.tags_of(arn)[state_tags.EXPIRY_TAG])
+    assert record is not None
+    assert record.version_id == sm.version_with(arn, "AWSCURRENT")
+    assert record.valid_until < now
