@@ -21,7 +21,7 @@ from keyrotation.due import Urgency, assess
 from keyrotation.errors import AwsUnavailable
 from keyrotation.key_format import REFRESHABLE_FORMATS
 from keyrotation.messages import RotationRequest
-from keyrotation.secrets import SecretState
+from keyrotation.secrets import SecretState, list_opted_in_secrets
 from keyrotation.settings import Settings
 
 SEND_BATCH = 10
@@ -191,8 +191,6 @@ def run_scan(
     dry_run: bool = False,
 ) -> ScanResult:
     """List, decide, and (unless `dry_run`) enqueue in batches while the listing goes on."""
-    from keyrotation.secrets import list_opted_in_secrets
-
     if not dry_run and (sqs is None or not settings.rotation_queue_url):
         raise ValueError("ROTATION_QUEUE_URL is not set: the scanner has nowhere to send work")
     summary = ScanSummary(verdicts=Counter())

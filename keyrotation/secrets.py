@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -63,7 +63,6 @@ class SecretState:
     scheduled_for_deletion: bool = False
     kms_key_id: str | None = None
     last_changed: Any = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def current_version_id(self) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 DEFAULT_TAG_KEY = "momento-token"
 DAY = 86_400
@@ -39,7 +39,6 @@ class Settings:
     momento_timeout_seconds: float = 10.0
     min_time_for_rotation_seconds: float = 15.0
     write_retry_attempts: int = 5
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     def backoff_seconds(self, attempt: int) -> int:
         """How long a message waits after its `attempt`-th failed delivery (SQS caps at 12 h)."""
