@@ -263,7 +263,8 @@ class StackConfig:
             raise ValueError(f"alarmEmail must be an email address, got {self.alarm_email!r}")
         if self.momento_endpoint_override is not None and not self.momento_endpoint_override:
             raise ValueError(
-                "momentoEndpointOverride must be host:port (plain text unless the port is 443) or null"
+                "momentoEndpointOverride must be host:port (plain text unless the port is 443) "
+                "or null"
             )
         for index, arn in enumerate(self.kms_key_arns):
             if not isinstance(arn, str) or not _KMS_KEY_ARN_PATTERN.match(arn):
