@@ -515,22 +515,22 @@ def _check_secrets(
                     f"{name}: no usable AWSCURRENT and no DLQ entry naming it and the problem"
                 )
         parked = _parked_rotation(view, letters)
-        stale = [v for v in view.versions_with(PENDING) if v not in (view.current_id, parked)]
+        stale = [v for v in view.versions_with(PENDING) if v != view.current_id and v not in parked]
         if stale:
             problems.append(f"{name}: AWSPENDING left on a version that is not current")
     return problems
 
 
-def _parked_rotation(view: SecretView, letters: list[Letter]) -> str | None:
-    """The rotation's own stored version, when a transient failure was escalated to the DLQ
-    after the write: it holds the only copy of the granted key, and the next scan resumes it.
-    """
+def _parked_rotation(view: SecretView, letters: list[Letter]) -> list[str]:
+    """The rotation's own version ids, when a transient failure was escalated to the DLQ after
+    the write: the stored version holds the only copy of the granted key, and a retry or the
+    next scan resumes it."""
     escalated = {"deadline-at-risk", "retries-exhausted"}
     if view.current_id is None or not any(
         letter.secret_arn == view.arn and letter.reason in escalated for letter in letters
     ):
-        return None
-    return secrets.rotation_token(view.arn, view.current_id)
+        return []
+    return secrets.rotation_tokens(view.arn, view.current_id)
 
 
 def _holds_live_key(world: World, name: str, view: SecretView) -> bool:
