@@ -52,7 +52,13 @@ def test_rotator_dead_letters_a_malformed_message_once_without_touching_any_secr
     check_invariants(world)
 
 
-@pytest.mark.parametrize("tags", [{"team": "platform"}, {"momento-token-old": "yes"}])
+@pytest.mark.parametrize(
+    "tags",
+    [
+        pytest.param({"team": "platform"}, id="untagged"),
+        pytest.param({"momento-token-old": "yes"}, id="prefix-tagged"),
+    ],
+)
 def test_rotator_skips_a_request_for_a_secret_that_is_not_opted_in(
     world: World, real_handler: Callable[..., Any], tags: dict[str, str]
 ) -> None:
