@@ -6,7 +6,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from keyrotation import telemetry
-from keyrotation.scan import ScanResult, Verdict
+from keyrotation.scan import Decision, ScanResult, Verdict
 
 ATTENTION = {
     Verdict.EXPIRED: "key expired: a person must store a new key",
@@ -22,30 +22,12 @@ class ScanIncomplete(RuntimeError):
 def publish_scan(result: ScanResult, metrics: Metrics, logger: Logger) -> dict[str, int]:
     """Log what needs a person, emit the counts as metrics, and return the summary."""
     for decision in result.decisions:
-        if decision.overdue and decision.verdict not in ATTENTION:
-            logger.warning(
-                "key overdue: inside its last day and not yet rotated",
-                extra={
-                    "secret_arn": decision.state.arn,
-                    "verdict": decision.verdict.value,
-                    "why": decision.why,
-                    "valid_until": decision.valid_until,
-                    "seconds_left": decision.seconds_left,
-                },
-            )
         if decision.verdict in ATTENTION and (
             decision.verdict is not Verdict.NOT_REFRESHABLE or decision.near_expiry
         ):
-            logger.warning(
-                ATTENTION[decision.verdict],
-                extra={
-                    "secret_arn": decision.state.arn,
-                    "verdict": decision.verdict.value,
-                    "why": decision.why,
-                    "valid_until": decision.valid_until,
-                    "seconds_left": decision.seconds_left,
-                },
-            )
+            _warn(logger, ATTENTION[decision.verdict], decision)
+        elif decision.overdue:
+            _warn(logger, "key overdue: inside its last day and not yet rotated", decision)
 
     summary = result.summary.as_dict()
     near = sum(
@@ -69,3 +51,16 @@ def publish_scan(result: ScanResult, metrics: Metrics, logger: Logger) -> dict[s
     if result.unsent:
         raise ScanIncomplete(f"{len(result.unsent)} secrets could not be enqueued")
     return summary
+
+
+def _warn(logger: Logger, message: str, decision: Decision) -> None:
+    logger.warning(
+        message,
+        extra={
+            "secret_arn": decision.state.arn,
+            "verdict": decision.verdict.value,
+            "why": decision.why,
+            "valid_until": decision.valid_until,
+            "seconds_left": decision.seconds_left,
+        },
+    )
