@@ -20,7 +20,13 @@ from keyrotation.errors import RotationError
 from keyrotation.settings import Settings, SettingsError
 from momento_keys import dead_letters, fleet_status, importing, replaying, rotating, scanning
 from momento_keys.deployment import DEFAULT_STACK_NAME, Deployment, connect
-from momento_keys.errors import EXIT_FAILED, EXIT_USAGE, CommandFailed, describe_aws_error
+from momento_keys.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandFailed,
+    describe_aws_error,
+)
 
 PROG = "momento-keys"
 Handler = Callable[[argparse.Namespace], int]
@@ -35,7 +41,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # inside the try: a reader that left is noticed here
+        return code
+    except BrokenPipeError:
+        # The reader went away (`momento-keys status | head`): that is not a failure of ours.
+        # Point stdout at /dev/null so the interpreter's own flush at exit stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except CommandFailed as failure:
         return _fail(str(failure), failure.exit_code)
     except RotationError as error:

@@ -120,7 +120,7 @@ class DeadLetter:
             "secretArn": self.secret_arn,
             "reason": self.reason,
             "detail": self.detail,
-            "attempts": self._attribute("attempts"),
+            "attempts": _count(self._attribute("attempts")),
             "failedAt": output.utc(failed_at) if failed_at else None,
             "ageSeconds": int(now - failed_at) if failed_at else None,
             "replayable": self.request is not None,
@@ -224,3 +224,8 @@ def run_list(deployment: Deployment, *, as_json: bool) -> int:
         )
     output.summary(line, as_json=as_json)
     return EXIT_OK
+
+
+def _count(text: str | None) -> int | None:
+    """A message attribute holding a count, as a number for scripts."""
+    return int(text) if text and text.isdigit() else None

@@ -125,7 +125,7 @@ def run(deployment: Deployment, *, read_values: bool, as_json: bool) -> int:
     attention = sum(status.needs_person for status in statuses)
     if as_json:
         output.print_json(
-            {"secrets": [status.as_dict() for status in statuses], "needPerson": attention}
+            {"secrets": [status.as_dict() for status in statuses], "needsPerson": attention}
         )
     elif statuses:
         output.print_table(HEADERS, [status.row() for status in statuses])

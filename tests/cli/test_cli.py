@@ -325,3 +325,25 @@ def test_dlq_replay_move_task_missing_from_the_endpoint_is_detected(
     # THEN the caller learns to fall back to moving messages one by one
     with pytest.raises(replaying.MoveTasksUnsupported):
         replaying.move_with_task(client, client, SOURCE, DESTINATION, 0, sleep=lambda s: None)
+
+
+def test_cli_stays_quiet_when_its_reader_closes_the_pipe(
+    aws: AwsEmulator, fleet: Fleet, tmp_path: Path
+) -> None:
+    # GIVEN a fleet to report on, and a reader that goes away before reading (`| head -c0`)
+    fleet.add("piped/app", fleet.key(days_left=25))
+    env = {**os.environ, **aws.environ(), "AWS_CONFIG_FILE": str(tmp_path / "none")}
+
+    # WHEN the console script's status is piped into it
+    done = subprocess.run(
+        f"'{CONSOLE_SCRIPT}' status | head -c0",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+    # THEN nothing is said about the broken pipe: no error line, no traceback
+    assert done.stderr == ""

@@ -152,7 +152,7 @@ def test_status_json_keeps_stdout_parseable_and_the_summary_on_stderr(
 
     # THEN stdout is one JSON document, and the summary line is on stderr
     document = json.loads(result.out)
-    assert document["needPerson"] == 1
+    assert document["needsPerson"] == 1
     assert document["secrets"][0]["validUntil"].endswith("Z")
     assert document["secrets"][0]["secondsLeft"] < -DAY
     assert "1 need a person" in result.err
