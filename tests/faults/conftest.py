@@ -75,16 +75,23 @@ def real_handler(
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         # A warm environment is reused only while its configuration is the same, as on Lambda.
-        if env != _warm_environment:
+        if env != _warm.get("env") or rotator.handler._runtime() is not _warm.get("runtime"):
             rotator.handler._runtime.cache_clear()
-            _warm_environment.clear()
-            _warm_environment.update(env)
+            _warm.update(env=env, runtime=rotator.handler._runtime())
         return rotator.handler.lambda_handler
 
     yield configure
 
 
-_warm_environment: dict[str, str] = {}
+_warm: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cold_handler_after_module() -> Iterator[None]:
+    """Leave no warm rotator runtime, aimed at this suite's servers, to other test modules."""
+    yield
+    rotator.handler._runtime.cache_clear()
+    _warm.clear()
 
 
 @pytest.fixture
