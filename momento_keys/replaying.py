@@ -69,6 +69,7 @@ class Tally:
     would_move: list[DeadLetter] = field(default_factory=list)
     other_secrets: int = 0
     unreplayable: list[DeadLetter] = field(default_factory=list)
+    arrived: int = 0
     batches: int = 0
 
     def progress_line(self, dry_run: bool) -> str:
@@ -181,8 +182,11 @@ def move_one_by_one(
 
     Messages that stay are held invisible until the end, so no batch hands them out again,
     and are then made visible at once, also when the replay stops early (an error, Ctrl-C).
-    Raises `ReplayStopped` after a failed send or delete.
+    Only messages already dead-lettered when the replay began are moved: a replayed rotation
+    that fails again while the replay runs comes back as a new message, and moving it too would
+    loop for as long as the cause lasts. Raises `ReplayStopped` after a failed send or delete.
     """
+    started = time.time()
     handled: set[str] = set()
     held: dict[str, DeadLetter] = {}
     try:
@@ -194,6 +198,11 @@ def move_one_by_one(
             # Held until moved: whatever happens below, the rest of the batch is released.
             held.update({letter.message_id: letter for letter in batch})
             for letter in batch:
+                if letter.sent_at is not None and letter.sent_at > started:
+                    if letter.message_id not in handled:
+                        handled.add(letter.message_id)
+                        tally.arrived += 1
+                    continue
                 if _keep(letter, handled, tally, secret, limit, dry_run):
                     continue
                 _move(dlq, sqs, queue_url, letter)
@@ -295,7 +304,7 @@ def _summary_line(tally: Tally, secret: str | None, dry_run: bool, stopped: bool
         head = f"dry run: would replay {moved}{scope}; nothing moved"
     elif stopped:
         head = f"stopped after replaying {moved}{scope}"
-    elif not tally.moved and not tally.other_secrets and not tally.unreplayable:
+    elif not (tally.moved or tally.other_secrets or tally.unreplayable or tally.arrived):
         return "the dead-letter queue is empty: nothing to replay"
     else:
         head = f"replayed {moved}{scope} to the rotation queue"
@@ -304,4 +313,6 @@ def _summary_line(tally: Tally, secret: str | None, dry_run: bool, stopped: bool
         left.append(f"{tally.other_secrets} of other secrets")
     if tally.unreplayable:
         left.append(f"{len(tally.unreplayable)} unreplayable")
+    if tally.arrived:
+        left.append(f"{tally.arrived} dead-lettered again during the replay (fix the cause first)")
     return head + (f"; left in the DLQ: {', '.join(left)}" if left else "")

@@ -11,6 +11,7 @@ from cli_support import Cli, Fleet, Queues
 from keyrotation import telemetry
 from keyrotation.messages import parse_body
 from localenv.aws_emulator import AwsEmulator
+from momento_keys import replaying
 from momento_keys.dead_letters import DeadLetter, DeadLetterQueue
 
 
@@ -231,3 +232,32 @@ def test_dlq_replay_of_work_already_done_is_harmless(
     assert outcomes == [telemetry.ROTATION_NOT_DUE]
     assert sm.describe_secret(SecretId="done")["VersionIdsToStages"] == version_before
     assert fleet.drain(queues.dlq_url) == []
+
+
+def test_dlq_replay_moves_only_what_was_dead_lettered_before_it_began(
+    cli: Cli, fleet: Fleet, queues: Queues, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN one dead-lettered rotation whose cause is not fixed: a rotator that fails it again
+    # the moment it is replayed, sending it straight back to the DLQ
+    arn = fleet.add("app/still-broken", fleet.key(days_left=5))
+    fleet.dead_letter(queues.dlq_url, arn, "app/still-broken")
+    original_move = replaying._move
+    failed_again: list[str] = []
+
+    def move_and_fail_again(*args: Any) -> None:
+        original_move(*args)
+        if len(failed_again) >= 20:
+            raise AssertionError("the replay keeps moving what it just sent back")
+        failed_again.append(fleet.dead_letter(queues.dlq_url, arn, "app/still-broken"))
+
+    monkeypatch.setattr(replaying, "_move", move_and_fail_again)
+
+    # WHEN the DLQ is replayed
+    result = cli("dlq", "replay", "--secret", "app/still-broken")
+
+    # THEN the one message moves once; the one that came back stays for after the fix
+    assert result.code == 0, result.err
+    assert len(failed_again) == 1
+    assert "replayed 1 message of app/still-broken" in result.out
+    assert "1 dead-lettered again during the replay" in result.out
+    assert [m["MessageId"] for m in fleet.drain(queues.dlq_url)] == failed_again
