@@ -86,9 +86,12 @@ def decide(state: SecretState, settings: Settings, now: float) -> Decision:
     facts: dict[str, Any] = {}
     if record is not None:
         assessment = assess(record.valid_until, record.lifetime_seconds, settings, now)
+        # Overdue: a refreshable key, not yet expired, with less left than the retries need.
+        # Expired and unrefreshable keys have alarms of their own.
+        seconds_left = assessment.seconds_left or 0
         overdue = (
-            assessment.needs_refresh
-            and (assessment.seconds_left or 0) < settings.minimum_refresh_window_seconds
+            record.key_format in REFRESHABLE_FORMATS
+            and 0 < seconds_left < settings.minimum_refresh_window_seconds
         )
         facts = {
             "valid_until": record.valid_until,

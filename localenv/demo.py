@@ -10,11 +10,14 @@ lacks its DLQ entry, or any log line holds a key, refresh token or secret value.
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 
 from localenv.aws_emulator import AwsEmulator
 from localenv.fleet import FleetSecret, Snapshot, build_fleet, check, seed, snapshot
@@ -75,45 +78,72 @@ def main(argv: list[str] | None = None) -> int:
             problems.append(f"{len(leaks)} secret strings appeared in the function logs")
 
         _print_table(fleet, before, after, by_secret)
-        print("\nscanner summary:", ", ".join(f"{k} {v}" for k, v in summary.items()))
-        print(
-            "second scan (tags only, no values read):",
-            ", ".join(f"{k} {v}" for k, v in rescan.items()),
-        )
+        print(f"\nfirst scan:  {_summary(summary)}")
+        print("             (no expiry records yet: every secret goes to the rotator to inspect)")
+        print(f"second scan: {_summary(rescan)}")
+        print("             (from the rotator's tags alone: no value read, nothing to do)")
         print(f"refreshes granted by Momento: {len(standin.grants)}")
         print("\ndead-letter queue:")
         for letter in sorted(letters, key=lambda d: d.secret):
             print(f"  {_name(letter.secret):<34} {letter.reason:<20} {letter.detail}")
         print(f"\nlogs: {workdir / 'logs'}   ({time.monotonic() - started:.1f} s)")
+
+        rotated = sum(1 for s in fleet if s.expect == "rotated")
+        if problems:
+            print("\nFAILED:", *problems, sep="\n  ")
+        else:
+            print(f"\nOK: {rotated} keys rotated, every other secret as expected.")
         if args.serve:
-            _serve(loop)
-
-    if problems:
-        print("\nFAILED:", *problems, sep="\n  ")
-        return 1
-    rotated = sum(1 for s in fleet if s.expect == "rotated")
-    print(f"\nOK: {rotated} keys rotated, every other secret as expected.")
-    return 0
+            _serve(loop, workdir)
+    return 1 if problems else 0
 
 
-def _serve(loop: LocalLoop) -> None:
-    """Keep the local environment up and say how to point momento-keys at it."""
+def _summary(counts: dict[str, int]) -> str:
+    """A scan's counts, each secret counted once; overdue ones are a subset, said apart."""
+    verdicts = ("due", "to_inspect", "ok", "failing", "expired", "not_refreshable")
+    parts = [f"{name.replace('_', ' ')} {counts[name]}" for name in verdicts if counts.get(name)]
+    text = f"{counts.get('scanned', 0)} secrets: " + ", ".join(parts or ["none"])
+    if counts.get("overdue"):
+        text += f" (of which overdue: {counts['overdue']})"
+    return text + f"; enqueued {counts.get('enqueued', 0)}"
+
+
+def _serve(loop: LocalLoop, workdir: Path) -> None:
+    """Keep the environment up, rotators consuming, and say how to point momento-keys at it."""
     queues = loop.queues_or_fail()
+    key_file = workdir / "momento_token.info.json"
+    key_file.write_text(json.dumps(loop.standin.mint_key(30 * 86_400).as_token_file()))
+    key_file.chmod(0o600)
     exports = {
         **loop.emulator.environ(),
         "ROTATION_QUEUE_URL": queues.rotation_url,
         "DEAD_LETTER_QUEUE_URL": queues.dead_letter_url,
         "MOMENTO_ENDPOINT_OVERRIDE": loop.standin.address,
+        "PATH": f"{Path.cwd() / '.venv' / 'bin'}:$PATH",
     }
-    print("\nThe local environment stays up. In another shell:\n")
-    print("  export " + " ".join(f"{k}={v}" for k, v in sorted(exports.items())))
-    print("  .venv/bin/momento-keys status\n  .venv/bin/momento-keys dlq list\n")
-    print("Ctrl-C stops it.", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    loop.start_rotators()
     try:
+        print(
+            "\nThe local environment stays up, its rotators consuming the queue. In another shell:"
+        )
+        print("\n  export " + " ".join(f"{k}={v}" for k, v in sorted(exports.items())))
+        print("  momento-keys status")
+        print("  momento-keys dlq list")
+        print(f"  momento-keys import {key_file} --name demo/imported")
+        print("  momento-keys rotate demo/imported")
+        print(f"\n{key_file} holds a key the local Momento stand-in issued (30 days).")
+        print("Ctrl-C stops it all.", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         print("stopping")
+    finally:
+        loop.stop_rotators()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _print_table(
@@ -134,8 +164,6 @@ def _print_table(
 
 
 def _until(state: Snapshot) -> str:
-    import json
-
     try:
         raw = json.loads(state.value or "")["validUntil"]
         value = int(float(raw))

@@ -151,6 +151,7 @@ class LocalLoop:
                 timeout=900,
             )
         result: dict[str, Any] = json.loads(result_file.read_text())
+        result_file.unlink()
         return result
 
     def wait_until_drained(self, timeout: float = 300.0, settle: float = 1.5) -> bool:

@@ -300,12 +300,19 @@ def test_decide_reports_an_expired_key_as_expired_whatever_else_is_known(
 
 @pytest.mark.parametrize(
     ("hours_left", "failed", "overdue"),
-    [(30, False, False), (20, False, True), (20, True, True), (2000, True, False)],
+    [
+        (30, False, False),
+        (20, False, True),
+        (20, True, True),
+        (2000, True, False),
+        (-1, False, False),
+    ],
     ids=[
         "due-with-a-day-to-spare",
         "due-inside-the-last-day",
         "failing-in-the-last-day",
         "failing-far-from-expiry",
+        "already-expired: an alarm of its own",
     ],
 )
 def test_decide_marks_keys_overdue_inside_the_minimum_window_whatever_stalled_them(
@@ -325,3 +332,18 @@ def test_decide_marks_keys_overdue_inside_the_minimum_window_whatever_stalled_th
 
 def _with_tag(state: SecretState, key: str, value: str) -> SecretState:
     return dataclasses.replace(state, tags={**state.tags, key: value})
+
+
+def test_decide_leaves_unrefreshable_keys_to_their_own_alarm_not_overdue() -> None:
+    # GIVEN a v2 key with half a day left (nothing can refresh it)
+    state = _state(CURRENT_ONLY, expiry=_expiry("v-1", NOW + DAY // 2, KeyFormat.V2))
+
+    # WHEN the scan decides on it
+    decision = scan.decide(state, Settings(), NOW)
+
+    # THEN it is reported near expiry (SecretsNotRefreshableNearExpiry), not overdue
+    assert (decision.verdict, decision.near_expiry, decision.overdue) == (
+        Verdict.NOT_REFRESHABLE,
+        True,
+        False,
+    )
