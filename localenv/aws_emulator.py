@@ -219,6 +219,16 @@ class FaultSpec(TypedDict, total=False):
     delay_seconds: float
 
 
+# Operations moto 5.2.5 does not implement that this product calls (the CLI falls back).
+UNIMPLEMENTED = frozenset(
+    {
+        ("sqs", "StartMessageMoveTask"),
+        ("sqs", "ListMessageMoveTasks"),
+        ("sqs", "CancelMessageMoveTask"),
+    }
+)
+
+
 @dataclass
 class _QueuedFault:
     service: str
@@ -260,6 +270,18 @@ class FaultInjectingApp:
         with self._lock:
             self._calls[f"{service}.{action}"] += 1
             fault = self._take_fault(service, action)
+        if fault is None and (service, action) in UNIMPLEMENTED:
+            # moto raises NotImplementedError here, which werkzeug prints as a traceback and
+            # answers with an HTML 500. Answer as AWS does for an operation it does not offer.
+            fault = _QueuedFault(
+                service,
+                action,
+                "UnsupportedOperation",
+                400,
+                f"{action} is not available on this emulator",
+                1,
+                0.0,
+            )
         if fault is None:
             return self._app(environ, start_response)
 

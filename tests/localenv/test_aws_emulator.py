@@ -485,3 +485,31 @@ def test_emulator_main_prints_its_endpoint() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda sqs, arn: sqs.list_message_move_tasks(SourceArn=arn),
+        lambda sqs, arn: sqs.start_message_move_task(SourceArn=arn),
+        lambda sqs, arn: sqs.cancel_message_move_task(TaskHandle="handle"),
+    ],
+    ids=["list", "start", "cancel"],
+)
+def test_emulator_answers_message_move_tasks_as_an_unsupported_operation(
+    sqs: Any, call: Any
+) -> None:
+    # GIVEN a queue, and moto, which does not implement message move tasks
+    url = sqs.create_queue(QueueName="move-source")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+
+    # WHEN a move-task call is made
+    with pytest.raises(ClientError) as raised:
+        call(sqs, arn)
+
+    # THEN it is refused cleanly, as AWS refuses an operation it does not offer (no HTML 500)
+    error = raised.value.response
+    assert error["Error"]["Code"] == "UnsupportedOperation"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
