@@ -8,6 +8,7 @@ cdk.json's context in; when this file runs on its own, it reads cdk.json itself.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -22,10 +23,14 @@ CDK_JSON = Path(__file__).resolve().parent / "cdk.json"
 def main() -> None:
     app = cdk.App(outdir=os.environ.get("CDK_OUTDIR", "cdk.out"))
     settings = app.node.try_get_context(CONTEXT_KEY)
-    if settings is None:
-        config = StackConfig.from_cdk_json(CDK_JSON)
-    else:
-        config = StackConfig.from_context({CONTEXT_KEY: settings})
+    try:
+        if settings is None:
+            config = StackConfig.from_cdk_json(CDK_JSON)
+        else:
+            config = StackConfig.from_context({CONTEXT_KEY: settings})
+    except ValueError as error:
+        # A setting a person got wrong: one line naming it, not a traceback to read up from.
+        sys.exit(f"cdk.json context {CONTEXT_KEY}: {error}")
 
     MomentoKeyRotationStack(
         app,
