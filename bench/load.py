@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -120,48 +119,6 @@ def drain_with(
         loop.stop_rotators()
     elapsed = (emptied or time.monotonic()) - started
     return Drain(messages, scanned, elapsed, emptied is not None)
-
-
-def start_noop_workers(loop: LocalLoop, count: int) -> Callable[[], None]:
-    """Consumers that run `noop_handler` through the same Lambda-like delivery loop."""
-    workers: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
-
-    def start() -> None:
-        queues = loop.queues
-        assert queues is not None
-        for index in range(count):
-            log = open(loop.workdir / "logs" / f"noop-{index}.log", "ab")  # noqa: SIM115
-            command = [
-                sys.executable,
-                "-m",
-                "localenv.lambda_runtime",
-                "--handler",
-                "bench.load.noop_handler",
-                "--queue-url",
-                queues.rotation_url,
-                "--queue-arn",
-                queues.rotation_arn,
-                "--batch-size",
-                str(loop.config.batch_size),
-            ]
-            process = subprocess.Popen(
-                command,
-                env=loop.function_env("rotator"),
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            workers.append((process, log))
-
-    def stop() -> None:
-        for process, _ in workers:
-            process.terminate()  # by pid: only the processes started here
-        for process, log in workers:
-            process.wait(timeout=30)
-            log.close()
-
-    start.stop = stop  # type: ignore[attr-defined]
-    return start
 
 
 def outcome(loop: LocalLoop, seeded: list[SeededSecret], grants_before: int) -> Outcome:
@@ -267,11 +224,12 @@ def main(argv: list[str] | None = None) -> int:
 
         baseline = None
         if not args.no_baseline:
-            noop = start_noop_workers(loop, concurrency)
-            try:
-                baseline = drain_with(loop, len(seeded), noop, args.timeout)
-            finally:
-                noop.stop()  # type: ignore[attr-defined]
+            baseline = drain_with(
+                loop,
+                len(seeded),
+                lambda: loop.start_rotators(concurrency, handler="bench.load.noop_handler"),
+                args.timeout,
+            )
             print(f"baseline drained in {baseline.elapsed_seconds:.1f} s", flush=True)
 
         grants_before = len(standin.grants)

@@ -90,14 +90,21 @@ class LocalLoop:
 
     # -- functions ---------------------------------------------------------------------------
 
-    def start_rotators(self, count: int | None = None) -> None:
+    def start_rotators(
+        self, count: int | None = None, handler: str = "rotator.handler.lambda_handler"
+    ) -> None:
+        """Start `count` execution environments (default: the stack's maximum concurrency),
+        each a process invoking `handler` with Lambda's delivery rules."""
         queues = self._queues()
-        for index in range(count or self.config.max_concurrency):
-            log = open(self.workdir / "logs" / f"rotator-{len(self._workers)}.log", "ab")  # noqa: SIM115
+        for _ in range(count or self.config.max_concurrency):
+            name = f"{handler.split('.')[0]}-{len(self._workers)}.log"
+            log = open(self.workdir / "logs" / name, "ab")  # noqa: SIM115 - closed in stop_rotators
             command = [
                 sys.executable,
                 "-m",
                 "localenv.lambda_runtime",
+                "--handler",
+                handler,
                 "--queue-url",
                 queues.rotation_url,
                 "--queue-arn",
@@ -115,7 +122,6 @@ class LocalLoop:
                 stderr=subprocess.STDOUT,
             )
             self._workers.append((process, log))
-            del index
 
     def stop_rotators(self) -> None:
         """SIGTERM each worker this loop started (by pid); each finishes its batch first."""
