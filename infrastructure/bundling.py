@@ -173,7 +173,9 @@ def find_interpreter(version: str) -> str | None:
 def _runs_version(executable: str, version: str) -> bool:
     probe = [executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]
     try:
-        result = subprocess.run(probe, capture_output=True, text=True, check=False, timeout=30)  # noqa: S603
+        result = subprocess.run(  # noqa: S603 - the interpreter found on this machine
+            probe, capture_output=True, text=True, check=False, timeout=30
+        )
     except OSError:
         return False
     return result.returncode == 0 and result.stdout.strip() == version

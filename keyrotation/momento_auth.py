@@ -71,7 +71,8 @@ class MomentoAuth:
         Raises `MomentoUnavailable` for statuses worth retrying and `RefreshRejected` for the
         rest (an expired key, a used or wrong refresh token, an unknown key).
         """
-        stub = auth_pb2_grpc.AuthStub(self._channel(secret_id, key))  # type: ignore[no-untyped-call]
+        channel = self._channel(secret_id, key)
+        stub = auth_pb2_grpc.AuthStub(channel)  # type: ignore[no-untyped-call]
         request = auth_pb2._RefreshApiTokenRequest(
             api_key=key.inner_jwt, refresh_token=refresh_token
         )
@@ -104,7 +105,8 @@ class MomentoAuth:
         Raises `VerificationFailed` when Momento does not accept the key and
         `MomentoUnavailable` when the answer was a retryable fault.
         """
-        stub = controlclient_pb2_grpc.ScsControlStub(self._channel(secret_id, key))  # type: ignore[no-untyped-call]
+        channel = self._channel(secret_id, key)
+        stub = controlclient_pb2_grpc.ScsControlStub(channel)  # type: ignore[no-untyped-call]
         metadata = (*_headers(), ("authorization", key.inner_jwt))
         try:
             stub.ListCaches(
