@@ -30,6 +30,7 @@ class Assessment:
     urgency: Urgency
     seconds_left: int | None
     window_seconds: int
+    overdue: bool = False
 
     @property
     def needs_refresh(self) -> bool:
@@ -49,7 +50,11 @@ def refresh_window(settings: Settings, lifetime_seconds: int | None) -> int:
 def assess(
     valid_until: int, lifetime_seconds: int | None, settings: Settings, now: float
 ) -> Assessment:
-    """How urgent a key expiring at `valid_until` (epoch seconds, 0 = never) is at `now`."""
+    """How urgent a key expiring at `valid_until` (epoch seconds, 0 = never) is at `now`.
+
+    A due key is also `overdue` once less than `Settings.minimum_refresh_window_seconds` is
+    left: the rotator has had its chance, and its retries may no longer finish in time.
+    """
     window = refresh_window(settings, lifetime_seconds)
     if valid_until == 0:
         return Assessment(Urgency.NEVER_EXPIRES, None, window)
@@ -57,5 +62,6 @@ def assess(
     if seconds_left <= 0:
         return Assessment(Urgency.EXPIRED, seconds_left, window)
     if seconds_left <= window:
-        return Assessment(Urgency.DUE, seconds_left, window)
+        overdue = seconds_left < settings.minimum_refresh_window_seconds
+        return Assessment(Urgency.DUE, seconds_left, window, overdue)
     return Assessment(Urgency.OK, seconds_left, window)

@@ -86,18 +86,12 @@ def decide(state: SecretState, settings: Settings, now: float) -> Decision:
     facts: dict[str, Any] = {}
     if record is not None:
         assessment = assess(record.valid_until, record.lifetime_seconds, settings, now)
-        # Overdue: a refreshable key, not yet expired, with less left than the retries need.
-        # Expired and unrefreshable keys have alarms of their own.
-        seconds_left = assessment.seconds_left or 0
-        overdue = (
-            record.key_format in REFRESHABLE_FORMATS
-            and 0 < seconds_left < settings.minimum_refresh_window_seconds
-        )
         facts = {
             "valid_until": record.valid_until,
             "seconds_left": assessment.seconds_left,
             "near_expiry": assessment.needs_refresh,
-            "overdue": overdue,
+            # Unrefreshable keys have an alarm of their own.
+            "overdue": assessment.overdue and record.key_format in REFRESHABLE_FORMATS,
         }
         if assessment.urgency is Urgency.EXPIRED:
             return Decision(state, Verdict.EXPIRED, "the key has expired", **facts)

@@ -189,7 +189,7 @@ def _classify(
         why = _not_refreshable_detail(expiry)
         return make(State.NOT_REFRESHABLE, why, assessment.needs_refresh, left)
     if assessment.urgency is Urgency.DUE:
-        if left is not None and left < settings.minimum_refresh_window_seconds:
+        if assessment.overdue:
             limit = output.duration(settings.minimum_refresh_window_seconds)
             detail = f"due and under {limit} left: rotation may not finish in time"
             return make(State.OVERDUE, detail, True, left)
