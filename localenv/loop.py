@@ -24,6 +24,7 @@ from infrastructure.config import StackConfig
 from localenv.aws_emulator import AwsEmulator
 from localenv.momento_standin import MomentoStandIn
 from localenv.provision import Queues, provision_queues, queue_depth
+from momento_keys.dead_letters import DeadLetterQueue, peek
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -177,37 +178,18 @@ class LocalLoop:
         return False
 
     def dead_letters(self) -> list[DeadLetter]:
-        """Every message in the DLQ, read without consuming it (made visible again)."""
-        sqs, url = self.client("sqs"), self._queues().dead_letter_url
-        seen: dict[str, DeadLetter] = {}
-        handles: list[str] = []
-        for _ in range(100):
-            messages = sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=30,
-                MessageAttributeNames=["All"],
-                AttributeNames=["All"],
-            ).get("Messages", [])
-            if not messages:
-                break
-            for message in messages:
-                handles.append(message["ReceiptHandle"])
-                attributes = {
-                    k: v.get("StringValue", "")
-                    for k, v in message.get("MessageAttributes", {}).items()
-                }
-                secret = attributes.get("secretArn") or _secret_from_body(message["Body"])
-                seen[message["MessageId"]] = DeadLetter(
-                    secret,
-                    attributes.get("reason", "retries-exhausted (redrive)"),
-                    attributes.get("detail", ""),
-                    attributes.get("attempts", ""),
-                    message["Body"],
-                )
-        for handle in handles:
-            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
-        return list(seen.values())
+        """Every message in the DLQ, read as `momento-keys dlq list` reads it: none consumed."""
+        queue = DeadLetterQueue(self.client("sqs"), self._queues().dead_letter_url)
+        return [
+            DeadLetter(
+                letter.secret_arn or "(no secret)",
+                letter.reason,
+                letter.detail,
+                letter.attempts,
+                letter.body,
+            )
+            for letter in peek(queue)
+        ]
 
     def log_text(self) -> str:
         return "\n".join(
@@ -221,11 +203,3 @@ class LocalLoop:
         if self.queues is None:
             raise RuntimeError("provision() first")
         return self.queues
-
-
-def _secret_from_body(body: str) -> str:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return "(unreadable message)"
-    return str(data.get("secretArn", "(no secret)")) if isinstance(data, dict) else "(no secret)"
